@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT
+// The stored formats of kpc (version KPC_FORMAT_VERSION), declared once for C++ and CUDA code.
+// docs/FORMAT.md describes the same bytes in prose.
+#ifndef KPC_FORMAT_HPP
+#define KPC_FORMAT_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "config.hpp"
+
+KPC_BEGIN_NAMESPACE
+
+/// K layout tag: each channel quantized over a tile of G consecutive tokens.
+template <int G>
+struct PerChannel {
+  static_assert(G == 32 || G == 64 || G == 128, "kpc::PerChannel<G>: G must be 32, 64 or 128");
+  static constexpr int tile_tokens = G;
+};
+
+/// V layout tag: each token's row quantized in blocks of B consecutive channels.
+template <int B>
+struct PerToken {
+  static_assert(B == 32, "kpc::PerToken<B>: B must be 32");
+  static constexpr int block_values = B;
+};
+
+/// Baseline layout tag: per-token symmetric blocks (ggml q4_0), the format engines use today.
+template <int B>
+struct PerTokenSymmetric {
+  static_assert(B == 32, "kpc::PerTokenSymmetric<B>: B must be 32");
+  static constexpr int block_values = B;
+};
+
+namespace format {
+
+/// Codes are packed in groups of 32: one V block, or 32 tokens of one K channel.
+inline constexpr int group_values = 32;
+
+/// Largest channel count any layout accepts (n_kv_heads * head_dim of one layer).
+inline constexpr std::size_t max_channels = std::size_t{1} << 16;
+
+template <int Bits>
+inline constexpr std::size_t group_bytes = group_values * Bits / 8;
+
+/// K tile of G tokens x C channels:
+///   [0,2) ss fp16 | [2,4) zmin fp16 | [4,6) sz fp16 | [6, 6+C) qs u8 | [6+C, 6+2C) qz u8 |
+///   codes: channel 0's G codes, channel 1's, ... each as G/32 packed groups of 32 tokens.
+/// A tile always has room for G tokens; codes of absent tokens in a partial tile are 0.
+template <int Bits, int G>
+struct k_tile {
+  static_assert(Bits == 2 || Bits == 3 || Bits == 4, "kpc per-channel K: Bits must be 2, 3 or 4");
+  static_assert(G == 32 || G == 64 || G == 128, "kpc per-channel K: G must be 32, 64 or 128");
+  static constexpr int bits = Bits;
+  static constexpr int tokens = G;
+  static constexpr unsigned max_code = (1u << Bits) - 1u;
+  static constexpr unsigned max_meta_code = 255u;  // u8 scale and zero codes
+  static constexpr std::size_t offset_scale_step = 0;
+  static constexpr std::size_t offset_zero_min = 2;
+  static constexpr std::size_t offset_zero_step = 4;
+  static constexpr std::size_t offset_scale_codes = 6;
+  static constexpr std::size_t channel_code_bytes = static_cast<std::size_t>(G) * Bits / 8;
+
+  KPC_HOST_DEVICE static constexpr std::size_t offset_zero_codes(std::size_t channels) { return 6 + channels; }
+  KPC_HOST_DEVICE static constexpr std::size_t offset_codes(std::size_t channels) { return 6 + 2 * channels; }
+  KPC_HOST_DEVICE static constexpr std::size_t offset_channel_codes(std::size_t channels, std::size_t channel) {
+    return offset_codes(channels) + channel * channel_code_bytes;
+  }
+  KPC_HOST_DEVICE static constexpr std::size_t bytes(std::size_t channels) { return offset_channel_codes(channels, channels); }
+  KPC_HOST_DEVICE static constexpr double bits_per_value(std::size_t channels) {
+    return static_cast<double>(bytes(channels)) * 8.0 / (static_cast<double>(G) * static_cast<double>(channels));
+  }
+};
+
+/// V block of 32 values of one token. Bits 4 (ggml q4_1) and 3: [0,2) d fp16 | [2,4) m fp16 | codes.
+/// Bits 8 (ggml q8_0): [0,2) d fp16 | 32 signed bytes.
+template <int Bits>
+struct v_block {
+  static_assert(Bits == 3 || Bits == 4 || Bits == 8, "kpc per-token V: Bits must be 3, 4 or 8");
+  static constexpr int bits = Bits;
+  static constexpr int values = group_values;
+  static constexpr bool has_min = Bits != 8;
+  static constexpr unsigned max_code = Bits == 8 ? 127u : (1u << Bits) - 1u;
+  static constexpr std::size_t offset_scale = 0;
+  static constexpr std::size_t offset_min = 2;  // only when has_min
+  static constexpr std::size_t offset_codes = has_min ? 4 : 2;
+  static constexpr std::size_t bytes = offset_codes + group_bytes<Bits>;
+  static constexpr double bits_per_value = bytes * 8.0 / values;
+};
+
+/// Baseline block (ggml q4_0): [0,2) d fp16 | 16 bytes of 4-bit codes, value = (code - 8) * d.
+struct q4_0_block {
+  static constexpr int bits = 4;
+  static constexpr int values = group_values;
+  static constexpr unsigned max_code = 15u;
+  static constexpr std::size_t offset_scale = 0;
+  static constexpr std::size_t offset_codes = 2;
+  static constexpr std::size_t bytes = offset_codes + group_bytes<4>;
+  static constexpr double bits_per_value = bytes * 8.0 / values;
+};
+
+static_assert(group_bytes<2> == 8 && group_bytes<3> == 12 && group_bytes<4> == 16 && group_bytes<8> == 32);
+static_assert(k_tile<4, 32>::bytes(128) == 6 + 256 + 2048, "K4 G32 tile, 128 channels");
+static_assert(k_tile<3, 64>::bytes(1) == 6 + 2 + 24, "K3 G64 tile, 1 channel");
+static_assert(k_tile<2, 128>::channel_code_bytes == 32);
+static_assert(v_block<4>::bytes == 20 && v_block<8>::bytes == 34 && v_block<3>::bytes == 16);
+static_assert(q4_0_block::bytes == 18);
+
+/// Bit order inside a packed group of 32 codes (the format's definition; pack_group inverts it):
+///   4 bits: code j in byte j % 16, low nibble for j < 16, high nibble for j >= 16 (ggml q4_0/q4_1);
+///   2 bits: code j in byte j % 8 at bit 2 * (j / 8);
+///   3 bits: code j in bits [3j, 3j + 3) of the 96-bit little-endian field (llama.cpp q3v_1).
+/// The 4- and 2-bit orders unpack eight or sixteen codes with one shift and one mask.
+template <int Bits>
+KPC_HOST_DEVICE inline unsigned code_at(const std::byte* group, int j) {
+  static_assert(Bits == 2 || Bits == 3 || Bits == 4, "packed codes are 2, 3 or 4 bits");
+  if constexpr (Bits == 4) {
+    return (static_cast<unsigned>(group[j % 16]) >> (4 * (j / 16))) & 0xFu;
+  } else if constexpr (Bits == 2) {
+    return (static_cast<unsigned>(group[j % 8]) >> (2 * (j / 8))) & 0x3u;
+  } else {
+    const int bit = 3 * j;
+    const int byte = bit / 8;
+    unsigned window = static_cast<unsigned>(group[byte]);
+    if (byte + 1 < 12) window |= static_cast<unsigned>(group[byte + 1]) << 8;
+    return (window >> (bit % 8)) & 0x7u;
+  }
+}
+
+/// Packs 32 codes (each < 2^Bits) into group_bytes<Bits> bytes in the order code_at reads.
+template <int Bits>
+KPC_HOST_DEVICE inline void pack_group(const std::uint8_t* codes, std::byte* group) {
+  static_assert(Bits == 2 || Bits == 3 || Bits == 4, "packed codes are 2, 3 or 4 bits");
+  if constexpr (Bits == 4) {
+    for (int j = 0; j < 16; ++j) group[j] = static_cast<std::byte>(codes[j] | (codes[j + 16] << 4));
+  } else if constexpr (Bits == 2) {
+    for (int j = 0; j < 8; ++j)
+      group[j] = static_cast<std::byte>(codes[j] | (codes[j + 8] << 2) | (codes[j + 16] << 4) | (codes[j + 24] << 6));
+  } else {
+    for (int i = 0; i < 4; ++i) {  // eight codes fill three bytes exactly
+      std::uint32_t field = 0;
+      for (int k = 0; k < 8; ++k) field |= static_cast<std::uint32_t>(codes[8 * i + k]) << (3 * k);
+      for (int b = 0; b < 3; ++b) group[3 * i + b] = static_cast<std::byte>((field >> (8 * b)) & 0xFFu);
+    }
+  }
+}
+
+}  // namespace format
+KPC_END_NAMESPACE
+
+#endif  // KPC_FORMAT_HPP
