@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+// kpc::Quantizer<Bits, Layout>: encode, decode and fused kernels over [tokens][channels] slabs.
+#ifndef KPC_QUANTIZER_HPP
+#define KPC_QUANTIZER_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#include "config.hpp"
+#include "detail/checks.hpp"
+#include "error.hpp"
+#include "format.hpp"
+#include "half.hpp"
+#include "ref/per_channel.hpp"
+#include "ref/per_token.hpp"
+
+KPC_BEGIN_NAMESPACE
+
+namespace detail {
+template <class T>
+inline constexpr bool is_element = std::is_same_v<T, float> || std::is_same_v<T, half>;
+template <class>
+inline constexpr bool always_false = false;
+}  // namespace detail
+
+/// A quantizer for one format. Supported: Quantizer<4|3|2, PerChannel<32|64|128>> (K, per channel),
+/// Quantizer<8|4|3, PerToken<32>> (V, per token) and Quantizer<4, PerTokenSymmetric<32>> (q4_0).
+/// All members are static and thread-safe. Element type T is float or kpc::half. Errors throw
+/// kpc::error (see error.hpp); on an error, parts of dst may have been written, never more than
+/// the shape needs. Source and destination must not overlap.
+template <int Bits, class Layout>
+class Quantizer {
+  static_assert(detail::always_false<Layout>,
+                "kpc::Quantizer<Bits, Layout>: Layout must be PerChannel<G>, PerToken<B> or PerTokenSymmetric<B>");
+};
+
+/// K per channel: tiles of G tokens x all channels; any channel count 1..format::max_channels.
+/// The last tile may be partial: its statistics come from the tokens present, and it occupies a
+/// whole tile's bytes (absent tokens' codes are 0), so a growing cache never moves a tile.
+template <int Bits, int G>
+class Quantizer<Bits, PerChannel<G>> {
+  using tile = format::k_tile<Bits, G>;
+
+ public:
+  using layout = PerChannel<G>;
+  static constexpr int bits = Bits;
+  static constexpr int tile_tokens = G;
+
+  /// Bytes of one tile of `channels` channels: 6 + 2 * channels + G * channels * Bits / 8.
+  static std::size_t tile_bytes(std::size_t channels) {
+    detail::check_channels(channels, 1);
+    return tile::bytes(channels);
+  }
+
+  /// Bytes for a [tokens][channels] slab: ceil(tokens / G) tiles.
+  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) {
+    return detail::checked_mul(tokens / G + (tokens % G != 0), tile_bytes(channels));
+  }
+
+  /// Stored bits per value of full tiles.
+  static double bits_per_value(std::size_t channels) {
+    detail::check_channels(channels, 1);
+    return tile::bits_per_value(channels);
+  }
+
+  /// Encodes row-major src[tokens][channels] into encoded_bytes(tokens, channels) bytes at dst.
+  template <class T>
+  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
+    encode(src, tokens, channels, channels, dst, encoded_bytes(tokens, channels));
+  }
+
+  /// As above, with row t at src + t * src_stride, checking dst_bytes. Rejects NaN/Inf
+  /// (errc::non_finite) and tiles whose fp16 supers would overflow (errc::out_of_range).
+  template <class T>
+  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::size_t src_stride, std::byte* dst,
+                     std::size_t dst_bytes) {
+    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
+    const std::size_t tile_size = tile_bytes(channels);
+    detail::check_rows(src, tokens, channels, src_stride, "src");
+    detail::check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
+    for (std::size_t first = 0; first < tokens; first += G) {
+      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
+      const errc status =
+          ref::encode_k_tile<Bits, G>(src + first * src_stride, src_stride, present, channels, dst + first / G * tile_size);
+      detail::check_status(status, "K tile", first);
+    }
+  }
+
+  /// Decodes a [tokens][channels] slab into row-major dst.
+  template <class T>
+  static void decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst) {
+    decode(src, encoded_bytes(tokens, channels), tokens, channels, dst, channels);
+  }
+
+  /// As above, checking src_bytes, with row t at dst + t * dst_stride. Rejects tiles whose fp16
+  /// supers are not finite (errc::corrupt_data), before writing that tile's rows.
+  template <class T>
+  static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
+                     std::size_t dst_stride) {
+    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
+    const std::size_t tile_size = tile_bytes(channels);
+    detail::check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    detail::check_rows(dst, tokens, channels, dst_stride, "dst");
+    for (std::size_t first = 0; first < tokens; first += G) {
+      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
+      const errc status =
+          ref::decode_k_tile<Bits, G>(src + first / G * tile_size, present, channels, dst + first * dst_stride, dst_stride);
+      detail::check_status(status, "K tile", first);
+    }
+  }
+
+  /// Fused scores: out[t] = sum_c q[c] * k[t][c] straight from the codes, t < tokens.
+  static void scores(const float* q, const std::byte* k, std::size_t tokens, std::size_t channels, float* out) {
+    scores(q, k, encoded_bytes(tokens, channels), tokens, channels, out);
+  }
+
+  /// As above, checking k_bytes.
+  static void scores(const float* q, const std::byte* k, std::size_t k_bytes, std::size_t tokens, std::size_t channels,
+                     float* out) {
+    const std::size_t tile_size = tile_bytes(channels);
+    detail::check_bytes(k, k_bytes, encoded_bytes(tokens, channels), "k");
+    detail::check_rows(q, tokens != 0, channels, channels, "q");
+    detail::check_rows(out, tokens, 1, 1, "out");
+    for (std::size_t first = 0; first < tokens; first += G) {
+      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
+      ref::scores_k_tile<Bits, G>(q, k + first / G * tile_size, present, channels, out + first);
+    }
+  }
+};
+
+namespace detail {
+
+/// Block operations of one per-token format, for row_quantizer.
+template <int Bits>
+struct v_block_codec {
+  using block = format::v_block<Bits>;
+  template <class T>
+  static errc encode(const T* x, std::byte* b) {
+    return ref::encode_v_block<Bits>(x, b);
+  }
+  template <class T>
+  static errc decode(const std::byte* b, T* x) {
+    return ref::decode_v_block<Bits>(b, x);
+  }
+  static float dot(const float* q, const std::byte* b) { return ref::dot_v_block<Bits>(q, b); }
+  static void axpy(float w, const std::byte* b, float* out) { ref::axpy_v_block<Bits>(w, b, out); }
+};
+
+struct q4_0_block_codec {
+  using block = format::q4_0_block;
+  template <class T>
+  static errc encode(const T* x, std::byte* b) {
+    return ref::encode_q4_0_block(x, b);
+  }
+  template <class T>
+  static errc decode(const std::byte* b, T* x) {
+    return ref::decode_q4_0_block(b, x);
+  }
+  static float dot(const float* q, const std::byte* b) { return ref::dot_q4_0_block(q, b); }
+  static void axpy(float w, const std::byte* b, float* out) { ref::axpy_q4_0_block(w, b, out); }
+};
+
+/// Per-token quantizer over independent blocks of 32 channels; channels must be a multiple of 32.
+template <class Codec>
+class row_quantizer {
+  using block = typename Codec::block;
+  static constexpr std::size_t block_values = format::group_values;
+
+ public:
+  /// Bytes of one token's row: channels / 32 blocks.
+  static std::size_t row_bytes(std::size_t channels) {
+    check_channels(channels, block_values);
+    return channels / block_values * block::bytes;
+  }
+
+  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) {
+    return checked_mul(tokens, row_bytes(channels));
+  }
+
+  static constexpr double bits_per_value() { return block::bits_per_value; }
+
+  template <class T>
+  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
+    encode(src, tokens, channels, channels, dst, encoded_bytes(tokens, channels));
+  }
+
+  /// Rejects NaN/Inf (errc::non_finite) and blocks whose fp16 fields would overflow (out_of_range).
+  template <class T>
+  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::size_t src_stride, std::byte* dst,
+                     std::size_t dst_bytes) {
+    static_assert(is_element<T>, "kpc: elements are float or kpc::half");
+    const std::size_t row_size = row_bytes(channels);
+    check_rows(src, tokens, channels, src_stride, "src");
+    check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t b = 0; b < channels / block_values; ++b)
+        check_status(Codec::encode(src + t * src_stride + b * block_values, dst + t * row_size + b * block::bytes),
+                     "block row", t);
+  }
+
+  template <class T>
+  static void decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst) {
+    decode(src, encoded_bytes(tokens, channels), tokens, channels, dst, channels);
+  }
+
+  /// Rejects blocks whose fp16 fields are not finite (errc::corrupt_data), before writing them.
+  template <class T>
+  static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
+                     std::size_t dst_stride) {
+    static_assert(is_element<T>, "kpc: elements are float or kpc::half");
+    const std::size_t row_size = row_bytes(channels);
+    check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    check_rows(dst, tokens, channels, dst_stride, "dst");
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t b = 0; b < channels / block_values; ++b)
+        check_status(Codec::decode(src + t * row_size + b * block::bytes, dst + t * dst_stride + b * block_values),
+                     "block row", t);
+  }
+
+  /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the blocks.
+  static void scores(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    scores(q, src, encoded_bytes(tokens, channels), tokens, channels, out);
+  }
+
+  static void scores(const float* q, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
+                     std::size_t channels, float* out) {
+    const std::size_t row_size = row_bytes(channels);
+    check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    check_rows(q, tokens != 0, channels, channels, "q");
+    check_rows(out, tokens, 1, 1, "out");
+    for (std::size_t t = 0; t < tokens; ++t) {
+      float dot = 0.0f;
+      for (std::size_t b = 0; b < channels / block_values; ++b)
+        dot += Codec::dot(q + b * block_values, src + t * row_size + b * block::bytes);
+      out[t] = dot;
+    }
+  }
+
+  /// Fused weighted sum: out[c] += sum_t w[t] * x[t][c] straight from the blocks.
+  static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    accumulate(w, src, encoded_bytes(tokens, channels), tokens, channels, out);
+  }
+
+  static void accumulate(const float* w, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
+                         std::size_t channels, float* out) {
+    const std::size_t row_size = row_bytes(channels);
+    check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    check_rows(w, tokens, 1, 1, "w");
+    check_rows(out, tokens != 0, channels, channels, "out");
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t b = 0; b < channels / block_values; ++b)
+        Codec::axpy(w[t], src + t * row_size + b * block::bytes, out + b * block_values);
+  }
+};
+
+}  // namespace detail
+
+/// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
+template <int Bits, int B>
+class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<detail::v_block_codec<Bits>> {
+ public:
+  using layout = PerToken<B>;
+  static constexpr int bits = Bits;
+};
+
+/// The q4_0 baseline (ggml bytes): the per-token symmetric format engines use today.
+template <int Bits, int B>
+class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<detail::q4_0_block_codec> {
+  static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
+
+ public:
+  using layout = PerTokenSymmetric<B>;
+  static constexpr int bits = Bits;
+};
+
+/// ggml's names for the per-token formats kpc writes byte for byte.
+using q4_0 = Quantizer<4, PerTokenSymmetric<32>>;
+using q4_1 = Quantizer<4, PerToken<32>>;
+using q8_0 = Quantizer<8, PerToken<32>>;
+
+KPC_END_NAMESPACE
+
+#endif  // KPC_QUANTIZER_HPP

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: MIT
+// Test runner: Debian's doctest has no doctest_with_main, so the main lives here. It picks the
+// run's seed (KPC_TEST_SEED overrides) and prints it so a failure can be replayed.
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "support.hpp"
+
+namespace {
+std::uint64_t choose_seed() {
+  if (const char* env = std::getenv("KPC_TEST_SEED")) return std::strtoull(env, nullptr, 10);
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+const std::uint64_t seed = choose_seed();
+}  // namespace
+
+std::uint64_t kpc_test::run_seed() { return seed; }
+
+int main(int argc, char** argv) {
+  std::printf("kpc tests: seed %llu (replay with KPC_TEST_SEED=%llu)\n", static_cast<unsigned long long>(seed),
+              static_cast<unsigned long long>(seed));
+  doctest::Context context(argc, argv);
+  return context.run();
+}

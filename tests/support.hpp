@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// Shared test helpers: seeded data, reference math in f64, byte formatting.
+#ifndef KPC_TESTS_SUPPORT_HPP
+#define KPC_TESTS_SUPPORT_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace kpc_test {
+
+/// The run's seed: KPC_TEST_SEED if set, otherwise fresh; main() prints it.
+std::uint64_t run_seed();
+
+/// A generator seeded from the run's seed and a per-test stream id, so tests do not depend on
+/// the order they run in.
+inline std::mt19937_64 rng(std::uint64_t stream) { return std::mt19937_64(run_seed() ^ (stream * 0x9E3779B97F4A7C15ull)); }
+
+inline std::vector<float> gaussian(std::size_t n, std::mt19937_64& gen, float sigma = 1.0f, float mean = 0.0f) {
+  std::normal_distribution<float> dist(mean, sigma);
+  std::vector<float> out(n);
+  for (float& v : out) v = dist(gen);
+  return out;
+}
+
+/// [tokens][channels] N(0,1) rows where the channels in `offset_channels` sit at 20 + 5 N(0,1),
+/// as Qwen2's K bias makes them.
+inline std::vector<float> offset_rows(std::size_t tokens, std::size_t channels, const std::vector<std::size_t>& offset_channels,
+                                      std::mt19937_64& gen) {
+  std::vector<float> out = gaussian(tokens * channels, gen);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t c : offset_channels) out[t * channels + c] = 20.0f + 5.0f * out[t * channels + c];
+  return out;
+}
+
+/// ||x - y||^2 / ||x||^2 over the channels where keep[c] is true (all when keep is empty).
+inline double relative_mse(const std::vector<float>& x, const std::vector<float>& y, std::size_t channels,
+                           const std::vector<bool>& keep = {}) {
+  double err = 0.0, ref = 0.0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!keep.empty() && !keep[i % channels]) continue;
+    const double d = static_cast<double>(x[i]) - static_cast<double>(y[i]);
+    err += d * d;
+    ref += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  }
+  return err / ref;
+}
+
+inline std::string hex(const std::byte* p, std::size_t n) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned v = static_cast<unsigned>(p[i]);
+    if (i) s += ' ';
+    s += digits[v >> 4];
+    s += digits[v & 15];
+  }
+  return s;
+}
+
+inline std::string hex(const std::vector<std::byte>& v) { return hex(v.data(), v.size()); }
+
+inline std::vector<std::byte> bytes(std::initializer_list<unsigned> values) {
+  std::vector<std::byte> out;
+  for (unsigned v : values) out.push_back(static_cast<std::byte>(v));
+  return out;
+}
+
+/// n copies of a byte appended to v.
+inline void append(std::vector<std::byte>& v, std::size_t n, unsigned value) { v.insert(v.end(), n, static_cast<std::byte>(value)); }
+
+/// Bound on |f32 dot - exact dot| for a sum of n products: ~n ulps of the sum of magnitudes, with
+/// room for the folded scale (one more rounding per term).
+inline double dot_tolerance(std::size_t n, double magnitude_sum) {
+  return 2.0 * static_cast<double>(n + 2) * std::ldexp(1.0, -24) * magnitude_sum + 1e-30;
+}
+
+}  // namespace kpc_test
+
+#endif  // KPC_TESTS_SUPPORT_HPP
