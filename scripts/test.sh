@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # kpc's whole test suite, as CI runs it: a g++ build and a clang build (warnings are errors, tests,
-# examples, benchmark smoke runs, build-system tests, and nvcc compiling the device code when the
-# CUDA toolkit is present), then the tests again under AddressSanitizer + UBSan.
+# examples, benchmark smoke runs, build-system tests, nvcc compiling the device code when the CUDA
+# toolkit is present, ggml byte-identity against gguf-py), then the tests again under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev
@@ -17,6 +17,13 @@ else
   echo "kpc: no nvcc found; the CUDA compile check is skipped"
 fi
 
+# llama.cpp's gguf-py (PyPI) is the oracle for the ggml-compatible bytes; a venv keeps pip away
+# from the system Python.
+command -v python3 > /dev/null || bash scripts/deps.sh python3
+python3 -m venv build/venv > /dev/null 2>&1 || { bash scripts/deps.sh python3-venv && python3 -m venv build/venv; }
+build/venv/bin/python -m pip install -q --disable-pip-version-check gguf
+ggml=(-DKPC_GGML_CROSSCHECK=ON "-DPython3_EXECUTABLE=$PWD/build/venv/bin/python")
+
 suite() {
   local name="$1"
   shift
@@ -26,9 +33,9 @@ suite() {
   (cd "build/$name" && ctest --output-on-failure -j "$jobs")
 }
 
-suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}"
+suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}"
 suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ -DKPC_SANITIZE=address,undefined \
-  -DKPC_BUILD_EXAMPLES=OFF
+  -DKPC_BUILD_EXAMPLES=OFF "${ggml[@]}"
 echo "=== kpc: all test suites passed"
