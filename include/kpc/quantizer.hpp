@@ -41,6 +41,7 @@ class Quantizer {
 template <int Bits, int G>
 class Quantizer<Bits, PerChannel<G>> {
   using tile = format::k_tile<Bits, G>;
+  static_assert(sizeof(PerChannel<G>) != 0);  // instantiates the tag, whose static_assert checks G
 
  public:
   using layout = PerChannel<G>;
@@ -259,6 +260,8 @@ class row_quantizer {
 /// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
 template <int Bits, int B>
 class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<detail::v_block_codec<Bits>> {
+  static_assert(sizeof(PerToken<B>) != 0);  // instantiates the tag, whose static_assert checks B
+
  public:
   using layout = PerToken<B>;
   static constexpr int bits = Bits;
@@ -267,6 +270,7 @@ class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<detail::v_bloc
 /// The q4_0 baseline (ggml bytes): the per-token symmetric format engines use today.
 template <int Bits, int B>
 class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<detail::q4_0_block_codec> {
+  static_assert(sizeof(PerTokenSymmetric<B>) != 0);  // instantiates the tag, whose static_assert checks B
   static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
 
  public:
