@@ -101,14 +101,20 @@ TEST_CASE("invalid shapes, null pointers and small buffers are refused with thei
   CHECK(error_of([&] { V4::encoded_bytes(1, 0); }) == e::invalid_shape);
   CHECK(error_of([&] { K4::encoded_bytes(std::numeric_limits<std::size_t>::max(), 64); }) == e::invalid_shape);
   CHECK(error_of([&] { V4::encoded_bytes(std::numeric_limits<std::size_t>::max() / 2, 64); }) == e::invalid_shape);
-  CHECK(error_of([&] { K4::encode(x.data(), 64, 64, 63, bytes.data(), bytes.size()); }) == e::invalid_shape);
+  // A negative int converted to size_t is a slab no buffer can hold, even at 2 bits and 1 channel.
+  const auto minus_one = static_cast<std::size_t>(-1);
+  CHECK(error_of([&] { kpc::Quantizer<2, kpc::PerChannel<32>>::encoded_bytes(minus_one, 1); }) == e::invalid_shape);
+  CHECK(error_of([&] { kpc::Quantizer<2, kpc::PerChannel<32>>::encode(x.data(), minus_one, 1, bytes.data()); }) ==
+        e::invalid_shape);
+  CHECK(error_of([&] { V4::decode(bytes.data(), bytes.size(), 2, 64, out.data(), minus_one / 4); }) == e::invalid_shape);
+  CHECK(error_of([&] { K4::encode(x.data(), 63, 64, 64, bytes.data(), bytes.size()); }) == e::invalid_shape);
   CHECK(error_of([&] { K4::encode(x.data(), 64, 64, 64, bytes.data(), bytes.size() - 1); }) == e::buffer_too_small);
   CHECK(error_of([&] { K4::encode<float>(nullptr, 64, 64, bytes.data()); }) == e::null_pointer);
   CHECK(error_of([&] { K4::encode(x.data(), 64, 64, nullptr); }) == e::null_pointer);
   CHECK(error_of([&] { K4::decode(bytes.data(), bytes.size() - 1, 64, 64, out.data(), 64); }) == e::buffer_too_small);
   CHECK(error_of([&] { K4::decode(bytes.data(), bytes.size(), 64, 64, out.data(), 10); }) == e::invalid_shape);
   CHECK(error_of([&] { K4::scores(nullptr, bytes.data(), 64, 64, out.data()); }) == e::null_pointer);
-  CHECK(error_of([&] { V4::encode(x.data(), 2, 64, 64, bytes.data(), 10); }) == e::buffer_too_small);
+  CHECK(error_of([&] { V4::encode(x.data(), 64, 2, 64, bytes.data(), 10); }) == e::buffer_too_small);
   CHECK(error_of([&] { V4::accumulate(x.data(), bytes.data(), 1, 64, 64, out.data()); }) == e::buffer_too_small);
   CHECK(error_of([&] { V4::scores(x.data(), bytes.data(), 2, 64, nullptr); }) == e::null_pointer);
   // Zero tokens is an empty slab: nothing to read or write, so null buffers are fine.
@@ -122,9 +128,9 @@ TEST_CASE("a refused call writes nothing; a successful one writes exactly the by
   const auto x = kpc_test::gaussian(33 * 96, gen);
   const std::size_t needed = K4::encoded_bytes(33, 96);
   std::vector<std::byte> bytes(needed + 64, std::byte{0xA5});
-  CHECK(error_of([&] { K4::encode(x.data(), 33, 96, 96, bytes.data(), needed - 1); }) == kpc::errc::buffer_too_small);
+  CHECK(error_of([&] { K4::encode(x.data(), 96, 33, 96, bytes.data(), needed - 1); }) == kpc::errc::buffer_too_small);
   CHECK(std::all_of(bytes.begin(), bytes.end(), [](std::byte b) { return b == std::byte{0xA5}; }));
-  K4::encode(x.data(), 33, 96, 96, bytes.data(), needed);
+  K4::encode(x.data(), 96, 33, 96, bytes.data(), needed);
   CHECK(std::all_of(bytes.begin() + needed, bytes.end(), [](std::byte b) { return b == std::byte{0xA5}; }));
   // Strided decode leaves the gaps between rows alone.
   std::vector<float> out(33 * 100, -9.0f);
@@ -150,7 +156,7 @@ TEST_CASE_TEMPLATE("every format: strided rows, f16 in and out, partial tiles, s
       std::vector<float> strided(tokens * stride, 1e9f);
       for (std::size_t t = 0; t < tokens; ++t) std::copy_n(x.begin() + t * channels, channels, strided.begin() + t * stride);
       std::vector<std::byte> strided_bytes(bytes.size());
-      Q::encode(strided.data(), tokens, channels, stride, strided_bytes.data(), strided_bytes.size());
+      Q::encode(strided.data(), stride, tokens, channels, strided_bytes.data(), strided_bytes.size());
       REQUIRE(strided_bytes == bytes);
       const auto decoded = decode<Q>(bytes, tokens, channels);
       std::vector<float> strided_out(tokens * stride, 5.0f);

@@ -179,6 +179,31 @@ TEST_CASE("K tiles: NaN and Inf are non_finite, overflowing supers out_of_range,
   for (float y : decode_tile<4, 32>(encode_tile<4, 32>(tiny, 32, 4), 32, 4)) CHECK(y == 0.0f);
 }
 
+TEST_CASE("K tiles: token counts outside 1..G are refused without touching anything") {
+  const std::vector<float> rows(33 * 2, 1.0f);
+  std::vector<std::byte> tile(kpc::format::k_tile<4, 32>::bytes(2), std::byte{0x5a});
+  std::vector<float> out(40 * 2, 3.0f);
+  using kpc::errc;
+  CHECK(kpc::ref::encode_k_tile<4, 32>(rows.data(), 2, 0, 2, tile.data()) == errc::invalid_shape);
+  CHECK(kpc::ref::encode_k_tile<4, 32>(rows.data(), 2, 33, 2, tile.data()) == errc::invalid_shape);
+  CHECK(std::all_of(tile.begin(), tile.end(), [](std::byte b) { return b == std::byte{0x5a}; }));
+  CHECK(kpc::ref::encode_k_tile<4, 32>(rows.data(), 2, 32, 2, tile.data()) == errc::ok);
+  CHECK(kpc::ref::decode_k_tile<4, 32>(tile.data(), -1, 2, out.data(), 2) == errc::invalid_shape);
+  CHECK(kpc::ref::scores_k_tile<4, 32>(rows.data(), tile.data(), 40, 2, out.data()) == errc::invalid_shape);
+  CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == 3.0f; }));
+}
+
+TEST_CASE("K tiles: ties in min and max keep the first value, so -0 and +0 are decided by position") {
+  // zmin is the smallest channel minimum; with both zeros present the first in token order wins
+  // (fp16 -0 = 0x8000). Every backend must write the same sign.
+  const std::vector<float> neg_first = {-0.0f, 0.0f, 1.0f, 1.0f};  // 2 tokens x 2 channels
+  const std::vector<float> pos_first = {0.0f, -0.0f, 1.0f, 1.0f};
+  const std::vector<float> transposed = {0.0f, 1.0f, -0.0f, 1.0f};  // channel 0: +0 then -0
+  CHECK(kpc_test::hex(encode_tile<4, 32>(neg_first, 2, 2).data() + 2, 2) == "00 80");
+  CHECK(kpc_test::hex(encode_tile<4, 32>(pos_first, 2, 2).data() + 2, 2) == "00 00");
+  CHECK(kpc_test::hex(encode_tile<4, 32>(transposed, 2, 2).data() + 2, 2) == "00 00");
+}
+
 TEST_CASE("K tiles: bytes are defined even for rejected input (no undefined conversions)") {
   std::vector<float> rows(32 * 2, std::numeric_limits<float>::quiet_NaN());
   const auto a = encode_tile<4, 32>(rows, 32, 2, kpc::errc::non_finite);

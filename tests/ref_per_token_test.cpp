@@ -225,6 +225,17 @@ TEST_CASE_TEMPLATE("blocks: zeros, constants, non-finite and overflowing input",
   CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == 7.0f; }));
 }
 
+TEST_CASE("q4_1 ties keep the first value, as ggml's loop does: the sign of a zero minimum") {
+  std::vector<float> x(32, 1.0f);
+  x[3] = -0.0f;
+  x[7] = 0.0f;
+  CHECK(kpc_test::hex(encode_block<v_config<4>>(x).data() + 2, 2) == "00 80");
+  std::swap(x[3], x[7]);
+  CHECK(kpc_test::hex(encode_block<v_config<4>>(x).data() + 2, 2) == "00 00");
+  // An all-zero q4_0 block: the largest magnitude stays the initial +0, so d = 0 / -8 = -0.
+  CHECK(kpc_test::hex(encode_block<q4_0_config>(std::vector<float>(32, 0.0f)).data(), 2) == "00 80");
+}
+
 TEST_CASE("q8_0 on tiny values: d is an fp16 subnormal, so its rounding step is absolute") {
   // x ~ N(0, 1e-3): d = max|x| / 127 ~ 2e-5 lies below fp16's normal range (6.1e-5), where fp16
   // steps are 2^-24. Codes use the unrounded d, so |x - x'| <= d/2 + 127 * 2^-25 (+ f32 slack).

@@ -57,8 +57,16 @@ KPC_HOST_DEVICE inline float fp16_bits_to_fp32(std::uint16_t bits) {
 /// True for binary16 bits that encode a finite value.
 KPC_HOST_DEVICE constexpr bool fp16_bits_finite(std::uint16_t bits) { return (bits & 0x7C00u) != 0x7C00u; }
 
+// Engines hold f16 caches as uint16_t (ggml_fp16_t) or __half; may_alias lets them pass such a
+// buffer as kpc::half* without breaking GCC/Clang's type-based aliasing rules.
+#if defined(__GNUC__) || defined(__clang__)
+#define KPC_MAY_ALIAS __attribute__((__may_alias__))
+#else
+#define KPC_MAY_ALIAS
+#endif
+
 /// A binary16 value as engines store it (layout-compatible with uint16_t, ggml_fp16_t, __half).
-struct half {
+struct KPC_MAY_ALIAS half {
   std::uint16_t bits;
 
   half() = default;

@@ -28,7 +28,9 @@ inline constexpr bool always_false = false;
 /// Quantizer<8|4|3, PerToken<32>> (V, per token) and Quantizer<4, PerTokenSymmetric<32>> (q4_0).
 /// All members are static and thread-safe. Element type T is float or kpc::half. Errors throw
 /// kpc::error (see error.hpp); on an error, parts of dst may have been written, never more than
-/// the shape needs. Source and destination must not overlap.
+/// the shape needs. Source and destination must not overlap. The fused kernels (scores,
+/// accumulate) check shapes and sizes but trust the encoded bytes: bytes no encoder wrote give
+/// unspecified (possibly non-finite) results, never an out-of-bounds access.
 template <int Bits, class Layout>
 class Quantizer {
   static_assert(detail::always_false<Layout>,
@@ -68,17 +70,18 @@ class Quantizer<Bits, PerChannel<G>> {
   /// Encodes row-major src[tokens][channels] into encoded_bytes(tokens, channels) bytes at dst.
   template <class T>
   static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
-    encode(src, tokens, channels, channels, dst, encoded_bytes(tokens, channels));
+    encode(src, channels, tokens, channels, dst, encoded_bytes(tokens, channels));
   }
 
-  /// As above, with row t at src + t * src_stride, checking dst_bytes. Rejects NaN/Inf
-  /// (errc::non_finite) and tiles whose fp16 supers would overflow (errc::out_of_range).
+  /// As above, with row t at src + t * src_stride, checking dst_bytes. (The long forms put each
+  /// buffer's extent right after it.) Rejects NaN/Inf (errc::non_finite) and tiles whose fp16
+  /// supers would overflow (errc::out_of_range).
   template <class T>
-  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::size_t src_stride, std::byte* dst,
+  static void encode(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels, std::byte* dst,
                      std::size_t dst_bytes) {
     static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
     const std::size_t tile_size = tile_bytes(channels);
-    detail::check_rows(src, tokens, channels, src_stride, "src");
+    detail::check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     detail::check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
     for (std::size_t first = 0; first < tokens; first += G) {
       const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
@@ -102,7 +105,7 @@ class Quantizer<Bits, PerChannel<G>> {
     static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
     const std::size_t tile_size = tile_bytes(channels);
     detail::check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
-    detail::check_rows(dst, tokens, channels, dst_stride, "dst");
+    detail::check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
     for (std::size_t first = 0; first < tokens; first += G) {
       const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
       const errc status =
@@ -121,11 +124,12 @@ class Quantizer<Bits, PerChannel<G>> {
                      float* out) {
     const std::size_t tile_size = tile_bytes(channels);
     detail::check_bytes(k, k_bytes, encoded_bytes(tokens, channels), "k");
-    detail::check_rows(q, tokens != 0, channels, channels, "q");
-    detail::check_rows(out, tokens, 1, 1, "out");
+    detail::check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
+    detail::check_rows(out, tokens, 1, 1, sizeof(float), "out");
     for (std::size_t first = 0; first < tokens; first += G) {
       const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
-      ref::scores_k_tile<Bits, G>(q, k + first / G * tile_size, present, channels, out + first);
+      detail::check_status(ref::scores_k_tile<Bits, G>(q, k + first / G * tile_size, present, channels, out + first),
+                           "K tile", first);
     }
   }
 };
@@ -183,16 +187,16 @@ class row_quantizer {
 
   template <class T>
   static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
-    encode(src, tokens, channels, channels, dst, encoded_bytes(tokens, channels));
+    encode(src, channels, tokens, channels, dst, encoded_bytes(tokens, channels));
   }
 
   /// Rejects NaN/Inf (errc::non_finite) and blocks whose fp16 fields would overflow (out_of_range).
   template <class T>
-  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::size_t src_stride, std::byte* dst,
+  static void encode(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels, std::byte* dst,
                      std::size_t dst_bytes) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
     const std::size_t row_size = row_bytes(channels);
-    check_rows(src, tokens, channels, src_stride, "src");
+    check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t b = 0; b < channels / block_values; ++b)
@@ -212,7 +216,7 @@ class row_quantizer {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
     const std::size_t row_size = row_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
-    check_rows(dst, tokens, channels, dst_stride, "dst");
+    check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t b = 0; b < channels / block_values; ++b)
         check_status(Codec::decode(src + t * row_size + b * block::bytes, dst + t * dst_stride + b * block_values),
@@ -228,8 +232,8 @@ class row_quantizer {
                      std::size_t channels, float* out) {
     const std::size_t row_size = row_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
-    check_rows(q, tokens != 0, channels, channels, "q");
-    check_rows(out, tokens, 1, 1, "out");
+    check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
+    check_rows(out, tokens, 1, 1, sizeof(float), "out");
     for (std::size_t t = 0; t < tokens; ++t) {
       float dot = 0.0f;
       for (std::size_t b = 0; b < channels / block_values; ++b)
@@ -247,8 +251,8 @@ class row_quantizer {
                          std::size_t channels, float* out) {
     const std::size_t row_size = row_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
-    check_rows(w, tokens, 1, 1, "w");
-    check_rows(out, tokens != 0, channels, channels, "out");
+    check_rows(w, tokens, 1, 1, sizeof(float), "w");
+    check_rows(out, tokens != 0, channels, channels, sizeof(float), "out");
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t b = 0; b < channels / block_values; ++b)
         Codec::axpy(w[t], src + t * row_size + b * block::bytes, out + b * block_values);

@@ -31,6 +31,16 @@ KPC_HOST_DEVICE inline float mul_rounded(float a, float b) {
 #endif
 }
 
+/// a / b correctly rounded. Device code asks for it explicitly: nvcc's --use_fast_math and
+/// -prec-div=false turn '/' into an approximation without defining any macro to detect.
+KPC_HOST_DEVICE inline float div_rounded(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
 /// True for finite f32 values, by bits, so -ffinite-math-only cannot fold the test away.
 KPC_HOST_DEVICE inline bool is_finite(float value) { return (float_bits(value) & 0x7F800000u) != 0x7F800000u; }
 

@@ -14,9 +14,14 @@
 KPC_BEGIN_NAMESPACE
 namespace detail {
 
-/// a * b, or an invalid_shape error when it does not fit in size_t.
+/// No object is larger than PTRDIFF_MAX bytes, so no buffer size or offset may exceed it.
+inline constexpr std::size_t max_bytes = static_cast<std::size_t>(std::numeric_limits<std::ptrdiff_t>::max());
+
+/// a * b, or an invalid_shape error when it exceeds max_bytes (a slab no buffer can hold, such as
+/// a negative token count converted to size_t).
 inline std::size_t checked_mul(std::size_t a, std::size_t b) {
-  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a) raise(errc::invalid_shape, "size overflows size_t");
+  if (a != 0 && b > max_bytes / a)
+    raise(errc::invalid_shape, std::to_string(a) + " x " + std::to_string(b) + " exceeds the largest possible buffer");
   return a * b;
 }
 
@@ -28,14 +33,16 @@ inline void check_channels(std::size_t channels, std::size_t multiple_of) {
                                    std::to_string(format::max_channels) + "]");
 }
 
-/// Rows of `channels` values `stride` elements apart: the stride cannot be shorter than a row,
-/// and the last element's index must fit in size_t.
-inline void check_rows(const void* data, std::size_t tokens, std::size_t channels, std::size_t stride, const char* name) {
+/// Rows of `channels` elements of `element_size` bytes, `stride` elements apart: the stride cannot
+/// be shorter than a row, and the rows must fit in one buffer.
+inline void check_rows(const void* data, std::size_t tokens, std::size_t channels, std::size_t stride,
+                       std::size_t element_size, const char* name) {
   if (stride < channels)
     raise(errc::invalid_shape, std::string(name) + " row stride " + std::to_string(stride) + " < channels " +
                                    std::to_string(channels));
-  if (tokens != 0 && data == nullptr) raise(errc::null_pointer, std::string(name) + " is null");
-  if (tokens != 0) checked_mul(tokens - 1, stride);
+  if (tokens == 0) return;
+  if (data == nullptr) raise(errc::null_pointer, std::string(name) + " is null");
+  checked_mul(checked_mul(tokens - 1, stride) + channels, element_size);
 }
 
 inline void check_bytes(const void* data, std::size_t given, std::size_t needed, const char* name) {
@@ -49,7 +56,8 @@ inline void check_status(errc status, const char* what, std::size_t token) {
   if (status == errc::ok) return;
   const char* reason = status == errc::non_finite     ? "NaN or Inf in the input"
                        : status == errc::out_of_range ? "values too large for the format's fp16 scale/minimum"
-                                                      : "encoded bytes hold a non-finite fp16 scale or minimum";
+                       : status == errc::corrupt_data ? "encoded bytes hold a non-finite fp16 scale or minimum"
+                                                      : "the reference refused the arguments";
   raise(status, std::string(reason) + " (" + what + " at token " + std::to_string(token) + ")");
 }
 

@@ -46,23 +46,23 @@ KPC_HOST_DEVICE inline value_range channel_range(const T* src, std::size_t row_s
 /// Step 1: scale_c = (mx - mn) / (2^Bits - 1), 1.0 if that is 0. (zero_c is mn.)
 template <int Bits>
 KPC_HOST_DEVICE inline float k_channel_scale(float min, float max) {
-  const float scale = (max - min) / static_cast<float>((1u << Bits) - 1u);
+  const float scale = detail::div_rounded(max - min, static_cast<float>((1u << Bits) - 1u));
   return scale == 0.0f ? 1.0f : scale;
 }
 
 /// Step 2: ss = max scale / 255, zmin = min zero, sz = (max zero - zmin) / 255; 1.0 replaces 0.
 KPC_HOST_DEVICE inline k_supers k_make_supers(float max_scale, float min_zero, float max_zero) {
-  const float scale_step = max_scale / 255.0f;
-  const float zero_step = (max_zero - min_zero) / 255.0f;
+  const float scale_step = detail::div_rounded(max_scale, 255.0f);
+  const float zero_step = detail::div_rounded(max_zero - min_zero, 255.0f);
   return {scale_step == 0.0f ? 1.0f : scale_step, min_zero, zero_step == 0.0f ? 1.0f : zero_step};
 }
 
 /// Step 3: the u8 codes of one channel's scale and zero, against the unrounded f32 supers.
 KPC_HOST_DEVICE inline unsigned k_scale_code(float scale, const k_supers& supers) {
-  return detail::trunc_clamp(scale / supers.scale_step + 0.5f, 255u);
+  return detail::trunc_clamp(detail::div_rounded(scale, supers.scale_step) + 0.5f, 255u);
 }
 KPC_HOST_DEVICE inline unsigned k_zero_code(float zero, const k_supers& supers) {
-  return detail::trunc_clamp((zero - supers.zero_min) / supers.zero_step + 0.5f, 255u);
+  return detail::trunc_clamp(detail::div_rounded(zero - supers.zero_min, supers.zero_step) + 0.5f, 255u);
 }
 
 /// Step 4: decoded metadata from what is stored. Both products are exact in f32 (8-bit code times
@@ -78,7 +78,7 @@ KPC_HOST_DEVICE inline float k_decoded_zero(unsigned zero_code, float zero_min_h
 /// Step 5: code = clamp(trunc((x - zero') / scale' + 0.5), 0, 2^Bits - 1), a true division.
 template <int Bits>
 KPC_HOST_DEVICE inline unsigned k_code(float x, float zero, float scale) {
-  return detail::trunc_clamp((x - zero) / scale + 0.5f, (1u << Bits) - 1u);
+  return detail::trunc_clamp(detail::div_rounded(x - zero, scale) + 0.5f, (1u << Bits) - 1u);
 }
 
 /// Step 6: x = code * scale' + zero'. The product is exact (<= 4 + 8 + 11 significant bits), so
@@ -122,11 +122,14 @@ KPC_HOST_DEVICE inline k_channel_meta k_load_channel(const std::byte* tile, cons
 /// into format::k_tile<Bits, G>::bytes(channels) bytes at `tile`. Always writes the whole tile
 /// (codes of absent tokens are 0) and never reads outside the rows given. Returns errc::ok,
 /// errc::non_finite (NaN/Inf input) or errc::out_of_range (an fp16 super overflowed); the bytes
-/// are defined either way, but only ok tiles decode to meaningful values.
+/// are defined either way, but only ok tiles decode to meaningful values. Ties in min/max keep the
+/// first value in token order, then channel order (so -0 vs +0 is decided by position).
+/// errc::invalid_shape, touching nothing, unless 1 <= tokens <= G.
 template <int Bits, int G, class T>
 KPC_HOST_DEVICE inline errc encode_k_tile(const T* src, std::size_t row_stride, int tokens, std::size_t channels,
                                           std::byte* tile) {
   using layout = format::k_tile<Bits, G>;
+  if (tokens < 1 || tokens > G) return errc::invalid_shape;
   // Steps 1-2: the tile's super values from every channel's range.
   bool finite = true;
   float max_scale = 0.0f, min_zero = 0.0f, max_zero = 0.0f;
@@ -174,11 +177,13 @@ KPC_HOST_DEVICE inline errc encode_k_tile(const T* src, std::size_t row_stride, 
 }
 
 /// Decodes the first `tokens` (1..G) rows of a tile into dst (row t at dst + t * row_stride).
-/// Returns errc::corrupt_data, writing nothing, when the tile's fp16 supers are not finite.
+/// Returns errc::corrupt_data, writing nothing, when the tile's fp16 supers are not finite
+/// (errc::invalid_shape unless 1 <= tokens <= G).
 template <int Bits, int G, class T>
 KPC_HOST_DEVICE inline errc decode_k_tile(const std::byte* tile, int tokens, std::size_t channels, T* dst,
                                           std::size_t row_stride) {
   using layout = format::k_tile<Bits, G>;
+  if (tokens < 1 || tokens > G) return errc::invalid_shape;
   const k_tile_meta meta = k_load_meta(tile);
   if (!meta.finite) return errc::corrupt_data;
   for (std::size_t c = 0; c < channels; ++c) {
@@ -195,11 +200,13 @@ KPC_HOST_DEVICE inline errc decode_k_tile(const std::byte* tile, int tokens, std
 
 /// Fused scores of one tile: out[t] = sum_c q_c * x_{t,c} for its first `tokens` rows, computed as
 /// sum_c (q_c * scale'_c) * code_{t,c} + sum_c q_c * zero'_c: the scales fold into q once per tile.
-/// Trusts the bytes (no finiteness check: this is the attention hot path).
+/// Trusts the bytes (no finiteness check: this is the attention hot path); errc::invalid_shape,
+/// writing nothing, unless 1 <= tokens <= G.
 template <int Bits, int G>
-KPC_HOST_DEVICE inline void scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels,
+KPC_HOST_DEVICE inline errc scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels,
                                           float* out) {
   using layout = format::k_tile<Bits, G>;
+  if (tokens < 1 || tokens > G) return errc::invalid_shape;
   const k_tile_meta meta = k_load_meta(tile);
   float dot[G] = {};
   float bias = 0.0f;
@@ -215,6 +222,7 @@ KPC_HOST_DEVICE inline void scores_k_tile(const float* q, const std::byte* tile,
     }
   }
   for (int t = 0; t < tokens; ++t) out[t] = dot[t] + bias;
+  return errc::ok;
 }
 
 }  // namespace ref

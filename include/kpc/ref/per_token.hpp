@@ -27,6 +27,8 @@ KPC_HOST_DEVICE inline errc block_status(bool input_finite, bool fields_finite) 
 /// Encodes 32 values into one format::v_block<Bits>. Bits 4 and 3: d = (max - min) / (2^Bits - 1),
 /// m = min, code = min(2^Bits - 1, trunc((x - min) * (1/d) + 0.5)) with the unrounded d and min.
 /// Bits 8: d = max|x| / 127, code = round(x * (1/d)), ties away from zero. 1/d is 0 when d is 0.
+/// min and max start at +-FLT_MAX and move only on a strictly smaller/larger value, as in ggml,
+/// so among equal values (-0 and +0) the first one wins.
 /// Returns errc::ok, non_finite or out_of_range; the bytes are defined in every case.
 template <int Bits, class T>
 KPC_HOST_DEVICE inline errc encode_v_block(const T* x, std::byte* block) {
@@ -40,8 +42,8 @@ KPC_HOST_DEVICE inline errc encode_v_block(const T* x, std::byte* block) {
       const float magnitude = v < 0.0f ? -v : v;
       if (magnitude > abs_max) abs_max = magnitude;
     }
-    const float d = abs_max / 127.0f;
-    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    const float d = detail::div_rounded(abs_max, 127.0f);
+    const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
     const std::uint16_t d_h = fp32_to_fp16_bits(d);
     detail::store_u16le(block + layout::offset_scale, d_h);
     for (int j = 0; j < layout::values; ++j) {
@@ -57,8 +59,8 @@ KPC_HOST_DEVICE inline errc encode_v_block(const T* x, std::byte* block) {
       if (v < min) min = v;
       if (v > max) max = v;
     }
-    const float d = (max - min) / static_cast<float>(layout::max_code);
-    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    const float d = detail::div_rounded(max - min, static_cast<float>(layout::max_code));
+    const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
     const std::uint16_t d_h = fp32_to_fp16_bits(d);
     const std::uint16_t m_h = fp32_to_fp16_bits(min);
     detail::store_u16le(block + layout::offset_scale, d_h);
@@ -160,8 +162,8 @@ KPC_HOST_DEVICE inline errc encode_q4_0_block(const T* x, std::byte* block) {
       signed_max = v;
     }
   }
-  const float d = signed_max / -8.0f;
-  const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+  const float d = detail::div_rounded(signed_max, -8.0f);
+  const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
   const std::uint16_t d_h = fp32_to_fp16_bits(d);
   detail::store_u16le(block + layout::offset_scale, d_h);
   std::uint8_t codes[format::group_values];
