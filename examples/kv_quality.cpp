@@ -4,7 +4,7 @@
 // attention scores and in attention output).
 //
 // The slice: n_kv_heads heads of head_dim channels, `tokens` positions. Keys are Gaussian with a
-// per-channel spread, plus Qwen2's k_proj bias: a large constant (20..50 x the channel's spread) on
+// per-channel spread, plus Qwen2's k_proj bias: a large constant (20..50 x the channel's spread, see --offset) on
 // 4 channels per head, placed in the slowest RoPE pairs, then rotated by RoPE (NeoX layout, base
 // 1e6) so the offset channels stay almost constant over time, as they do in Qwen2/2.5. A constant
 // offset changes no attention weight (q.(k+b) = q.k + q.b for every key), so all damage it causes
@@ -28,13 +28,13 @@ struct Slice {
   std::size_t channels() const { return heads * head_dim; }
 };
 
-Slice make_slice(std::size_t tokens, std::size_t heads, std::size_t head_dim, std::uint64_t seed) {
+Slice make_slice(std::size_t tokens, std::size_t heads, std::size_t head_dim, double offset, std::uint64_t seed) {
   Slice s{tokens, heads, head_dim, {}, {}, std::vector<bool>(heads * head_dim, false)};
   const std::size_t channels = s.channels(), half = head_dim / 2;
   std::mt19937_64 gen(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::lognormal_distribution<float> spread(0.0f, 0.5f);
-  std::uniform_real_distribution<float> bias_size(20.0f, 50.0f);
+  std::uniform_real_distribution<float> bias_size(0.4f * static_cast<float>(offset), static_cast<float>(offset));
   std::vector<float> k_spread(channels), k_bias(channels, 0.0f), v_spread(channels);
   for (std::size_t c = 0; c < channels; ++c) k_spread[c] = spread(gen), v_spread[c] = spread(gen);
   for (std::size_t h = 0; h < heads; ++h)
@@ -152,6 +152,7 @@ std::vector<float> round_trip_f16(const std::vector<float>& x, double& bits) {
 
 int main(int argc, char** argv) {
   std::size_t tokens = 4096, heads = 4, head_dim = 128, queries = 16;
+  double offset = 50.0;  // offsets uniform in [0.4, 1] x this many channel spreads
   std::uint64_t seed = 2026;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -160,8 +161,9 @@ int main(int argc, char** argv) {
     else if (flag == "--heads") heads = value;
     else if (flag == "--head-dim") head_dim = value;
     else if (flag == "--seed") seed = value;
+    else if (flag == "--offset") offset = std::strtod(argv[i + 1], nullptr);
     else {
-      std::fprintf(stderr, "usage: %s [--tokens N] [--heads N] [--head-dim N (even, multiple of 32)] [--seed N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--tokens N] [--heads N] [--head-dim N (multiple of 32)] [--offset X] [--seed N]\n", argv[0]);
       return 2;
     }
   }
@@ -169,10 +171,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kv_quality: head-dim must be a positive multiple of 32, tokens and heads positive\n");
     return 2;
   }
-  const Slice s = make_slice(tokens, heads, head_dim, seed);
+  const Slice s = make_slice(tokens, heads, head_dim, offset, seed);
   std::printf("K/V slice: %zu tokens x %zu KV heads x %zu channels, RoPE (NeoX, base 1e6), 4 offset channels per head "
-              "at 20-50x their spread (Qwen2-style K bias); seed %llu\n\n",
-              tokens, heads, head_dim, static_cast<unsigned long long>(seed));
+              "at %g-%gx their spread (Qwen2-style K bias); seed %llu\n\n",
+              tokens, heads, head_dim, 0.4 * offset, offset, static_cast<unsigned long long>(seed));
 
   std::vector<Row> rows;
   auto add_k = [&](const char* name, auto quantize) {
