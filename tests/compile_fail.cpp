@@ -26,6 +26,6 @@ int main() {
 #elif KPC_CASE == 8
   return static_cast<int>(kpc::Quantizer<4, kpc::PerTokenSymmetric<64>>::encoded_bytes(1, 64));
 #else
-  return 0;  // the control case must compile, proving the failures come from the cases
+  return 0;  // case 0, the control: must compile, so the failures come from the cases
 #endif
 }

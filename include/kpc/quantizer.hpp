@@ -18,125 +18,70 @@
 KPC_BEGIN_NAMESPACE
 
 namespace detail {
+
 template <class T>
 inline constexpr bool is_element = std::is_same_v<T, float> || std::is_same_v<T, half>;
 template <class>
 inline constexpr bool always_false = false;
-}  // namespace detail
 
-/// A quantizer for one format. Supported: Quantizer<4|3|2, PerChannel<32|64|128>> (K, per channel),
-/// Quantizer<8|4|3, PerToken<32>> (V, per token) and Quantizer<4, PerTokenSymmetric<32>> (q4_0).
-/// All members are static and thread-safe. Element type T is float or kpc::half. Errors throw
-/// kpc::error (see error.hpp); on an error, parts of dst may have been written, never more than
-/// the shape needs. Source and destination must not overlap. The fused kernels (scores,
-/// accumulate) check shapes and sizes but trust the encoded bytes: bytes no encoder wrote give
-/// unspecified (possibly non-finite) results, never an out-of-bounds access.
-template <int Bits, class Layout>
-class Quantizer {
-  static_assert(detail::always_false<Layout>,
-                "kpc::Quantizer<Bits, Layout>: Layout must be PerChannel<G>, PerToken<B> or PerTokenSymmetric<B>");
-};
-
-/// K per channel: tiles of G tokens x all channels; any channel count 1..format::max_channels.
-/// The last tile may be partial: its statistics come from the tokens present, and it occupies a
-/// whole tile's bytes (absent tokens' codes are 0), so a growing cache never moves a tile.
+/// A slab is a sequence of units of equal size: K tiles of G tokens, or one token's row of V
+/// blocks. A Units policy says how big a unit is and encodes, decodes and scores one.
 template <int Bits, int G>
-class Quantizer<Bits, PerChannel<G>> {
-  using tile = format::k_tile<Bits, G>;
-  static_assert(sizeof(PerChannel<G>) != 0);  // instantiates the tag, whose static_assert checks G
-
- public:
-  using layout = PerChannel<G>;
-  static constexpr int bits = Bits;
-  static constexpr int tile_tokens = G;
-
-  /// Bytes of one tile of `channels` channels: 6 + 2 * channels + G * channels * Bits / 8.
-  static std::size_t tile_bytes(std::size_t channels) {
-    detail::check_channels(channels, 1);
-    return tile::bytes(channels);
-  }
-
-  /// Bytes for a [tokens][channels] slab: ceil(tokens / G) tiles.
-  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) {
-    return detail::checked_mul(tokens / G + (tokens % G != 0), tile_bytes(channels));
-  }
-
-  /// Stored bits per value of full tiles.
-  static double bits_per_value(std::size_t channels) {
-    detail::check_channels(channels, 1);
-    return tile::bits_per_value(channels);
-  }
-
-  /// Encodes row-major src[tokens][channels] into encoded_bytes(tokens, channels) bytes at dst.
+struct k_tile_units {
+  static constexpr std::size_t tokens = G;
+  static constexpr std::size_t channel_multiple = 1;
+  static constexpr const char* name = "K tile";
+  static std::size_t bytes(std::size_t channels) { return format::k_tile<Bits, G>::bytes(channels); }
   template <class T>
-  static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
-    encode(src, channels, tokens, channels, dst, encoded_bytes(tokens, channels));
+  static errc encode(const T* src, std::size_t stride, int present, std::size_t channels, std::byte* unit) {
+    return ref::encode_k_tile<Bits, G>(src, stride, present, channels, unit);
   }
-
-  /// As above, with row t at src + t * src_stride, checking dst_bytes. (The long forms put each
-  /// buffer's extent right after it.) Rejects NaN/Inf (errc::non_finite) and tiles whose fp16
-  /// supers would overflow (errc::out_of_range).
   template <class T>
-  static void encode(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels, std::byte* dst,
-                     std::size_t dst_bytes) {
-    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t tile_size = tile_bytes(channels);
-    detail::check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
-    detail::check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
-    for (std::size_t first = 0; first < tokens; first += G) {
-      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
-      const errc status =
-          ref::encode_k_tile<Bits, G>(src + first * src_stride, src_stride, present, channels, dst + first / G * tile_size);
-      detail::check_status(status, "K tile", first);
-    }
+  static errc decode(const std::byte* unit, int present, std::size_t channels, T* dst, std::size_t stride) {
+    return ref::decode_k_tile<Bits, G>(unit, present, channels, dst, stride);
   }
-
-  /// Decodes a [tokens][channels] slab into row-major dst.
-  template <class T>
-  static void decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst) {
-    decode(src, encoded_bytes(tokens, channels), tokens, channels, dst, channels);
-  }
-
-  /// As above, checking src_bytes, with row t at dst + t * dst_stride. Rejects tiles whose fp16
-  /// supers are not finite (errc::corrupt_data), before writing that tile's rows.
-  template <class T>
-  static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
-                     std::size_t dst_stride) {
-    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t tile_size = tile_bytes(channels);
-    detail::check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
-    detail::check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
-    for (std::size_t first = 0; first < tokens; first += G) {
-      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
-      const errc status =
-          ref::decode_k_tile<Bits, G>(src + first / G * tile_size, present, channels, dst + first * dst_stride, dst_stride);
-      detail::check_status(status, "K tile", first);
-    }
-  }
-
-  /// Fused scores: out[t] = sum_c q[c] * k[t][c] straight from the codes, t < tokens.
-  static void scores(const float* q, const std::byte* k, std::size_t tokens, std::size_t channels, float* out) {
-    scores(q, k, encoded_bytes(tokens, channels), tokens, channels, out);
-  }
-
-  /// As above, checking k_bytes.
-  static void scores(const float* q, const std::byte* k, std::size_t k_bytes, std::size_t tokens, std::size_t channels,
-                     float* out) {
-    const std::size_t tile_size = tile_bytes(channels);
-    detail::check_bytes(k, k_bytes, encoded_bytes(tokens, channels), "k");
-    detail::check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
-    detail::check_rows(out, tokens, 1, 1, sizeof(float), "out");
-    for (std::size_t first = 0; first < tokens; first += G) {
-      const int present = static_cast<int>(std::min<std::size_t>(G, tokens - first));
-      detail::check_status(ref::scores_k_tile<Bits, G>(q, k + first / G * tile_size, present, channels, out + first),
-                           "K tile", first);
-    }
+  static errc scores(const float* q, const std::byte* unit, int present, std::size_t channels, float* out) {
+    return ref::scores_k_tile<Bits, G>(q, unit, present, channels, out);
   }
 };
 
-namespace detail {
+/// One token's row of 32-value blocks; Codec encodes, decodes, dots and axpys one block.
+template <class Codec>
+struct block_row_units {
+  using block = typename Codec::block;
+  static constexpr std::size_t tokens = 1;
+  static constexpr std::size_t channel_multiple = format::group_values;
+  static constexpr const char* name = "block row";
+  static std::size_t bytes(std::size_t channels) { return channels / format::group_values * block::bytes; }
+  template <class T>
+  static errc encode(const T* src, std::size_t, int, std::size_t channels, std::byte* unit) {
+    for (std::size_t b = 0; b < channels / format::group_values; ++b) {
+      const errc status = Codec::encode(src + b * format::group_values, unit + b * block::bytes);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  template <class T>
+  static errc decode(const std::byte* unit, int, std::size_t channels, T* dst, std::size_t) {
+    for (std::size_t b = 0; b < channels / format::group_values; ++b) {
+      const errc status = Codec::decode(unit + b * block::bytes, dst + b * format::group_values);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  static errc scores(const float* q, const std::byte* unit, int, std::size_t channels, float* out) {
+    float dot = 0.0f;
+    for (std::size_t b = 0; b < channels / format::group_values; ++b)
+      dot += Codec::dot(q + b * format::group_values, unit + b * block::bytes);
+    *out = dot;
+    return errc::ok;
+  }
+  static void accumulate(float w, const std::byte* unit, std::size_t channels, float* out) {
+    for (std::size_t b = 0; b < channels / format::group_values; ++b)
+      Codec::axpy(w, unit + b * block::bytes, out + b * format::group_values);
+  }
+};
 
-/// Block operations of one per-token format, for row_quantizer.
 template <int Bits>
 struct v_block_codec {
   using block = format::v_block<Bits>;
@@ -166,100 +111,148 @@ struct q4_0_block_codec {
   static void axpy(float w, const std::byte* b, float* out) { ref::axpy_q4_0_block(w, b, out); }
 };
 
-/// Per-token quantizer over independent blocks of 32 channels; channels must be a multiple of 32.
-template <class Codec>
-class row_quantizer {
-  using block = typename Codec::block;
-  static constexpr std::size_t block_values = format::group_values;
+/// The public operations of every format, written once over a Units policy. Long forms put each
+/// buffer's extent right after it; short forms take contiguous rows and trust the buffer sizes.
+template <class Units>
+class slab_quantizer {
+ protected:
+  static constexpr std::size_t units(std::size_t tokens) {
+    return tokens / Units::tokens + (tokens % Units::tokens != 0);
+  }
+  static int present(std::size_t tokens, std::size_t first) {
+    return static_cast<int>(std::min<std::size_t>(Units::tokens, tokens - first));
+  }
+  static std::size_t unit_bytes(std::size_t channels) {
+    check_channels(channels, Units::channel_multiple);
+    return Units::bytes(channels);
+  }
 
  public:
-  /// Bytes of one token's row: channels / 32 blocks.
-  static std::size_t row_bytes(std::size_t channels) {
-    check_channels(channels, block_values);
-    return channels / block_values * block::bytes;
-  }
-
+  /// Bytes for a [tokens][channels] slab.
   static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) {
-    return checked_mul(tokens, row_bytes(channels));
+    return checked_mul(units(tokens), unit_bytes(channels));
   }
 
-  static constexpr double bits_per_value() { return block::bits_per_value; }
-
+  /// Encodes row-major src[tokens][channels] into encoded_bytes(tokens, channels) bytes at dst.
   template <class T>
   static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
     encode(src, channels, tokens, channels, dst, encoded_bytes(tokens, channels));
   }
 
-  /// Rejects NaN/Inf (errc::non_finite) and blocks whose fp16 fields would overflow (out_of_range).
+  /// As above, with row t at src + t * src_stride, checking dst_bytes. Rejects NaN/Inf
+  /// (errc::non_finite) and values the fp16 metadata cannot hold (errc::out_of_range).
   template <class T>
   static void encode(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels, std::byte* dst,
                      std::size_t dst_bytes) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t row_size = row_bytes(channels);
+    const std::size_t size = unit_bytes(channels);
     check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t b = 0; b < channels / block_values; ++b)
-        check_status(Codec::encode(src + t * src_stride + b * block_values, dst + t * row_size + b * block::bytes),
-                     "block row", t);
+    for (std::size_t first = 0; first < tokens; first += Units::tokens)
+      check_status(Units::encode(src + first * src_stride, src_stride, present(tokens, first), channels,
+                                 dst + first / Units::tokens * size),
+                   Units::name, first);
   }
 
+  /// Decodes a [tokens][channels] slab into row-major dst.
   template <class T>
   static void decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst) {
     decode(src, encoded_bytes(tokens, channels), tokens, channels, dst, channels);
   }
 
-  /// Rejects blocks whose fp16 fields are not finite (errc::corrupt_data), before writing them.
+  /// As above, checking src_bytes, with row t at dst + t * dst_stride. Rejects units whose fp16
+  /// fields are not finite (errc::corrupt_data) before writing their rows.
   template <class T>
   static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
                      std::size_t dst_stride) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t row_size = row_bytes(channels);
+    const std::size_t size = unit_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t b = 0; b < channels / block_values; ++b)
-        check_status(Codec::decode(src + t * row_size + b * block::bytes, dst + t * dst_stride + b * block_values),
-                     "block row", t);
+    for (std::size_t first = 0; first < tokens; first += Units::tokens)
+      check_status(Units::decode(src + first / Units::tokens * size, present(tokens, first), channels,
+                                 dst + first * dst_stride, dst_stride),
+                   Units::name, first);
   }
 
-  /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the blocks.
+  /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the codes, t < tokens.
   static void scores(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
     scores(q, src, encoded_bytes(tokens, channels), tokens, channels, out);
   }
 
   static void scores(const float* q, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
                      std::size_t channels, float* out) {
-    const std::size_t row_size = row_bytes(channels);
+    const std::size_t size = unit_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
     check_rows(out, tokens, 1, 1, sizeof(float), "out");
-    for (std::size_t t = 0; t < tokens; ++t) {
-      float dot = 0.0f;
-      for (std::size_t b = 0; b < channels / block_values; ++b)
-        dot += Codec::dot(q + b * block_values, src + t * row_size + b * block::bytes);
-      out[t] = dot;
-    }
+    for (std::size_t first = 0; first < tokens; first += Units::tokens)
+      check_status(Units::scores(q, src + first / Units::tokens * size, present(tokens, first), channels, out + first),
+                   Units::name, first);
   }
+};
+
+/// Per-token formats: independent blocks of 32 channels; channels must be a multiple of 32.
+template <class Codec>
+class row_quantizer : public slab_quantizer<block_row_units<Codec>> {
+  using units = block_row_units<Codec>;
+
+ public:
+  /// Bytes of one token's row: channels / 32 blocks.
+  static std::size_t row_bytes(std::size_t channels) { return row_quantizer::unit_bytes(channels); }
+
+  static constexpr double bits_per_value() { return Codec::block::bits_per_value; }
 
   /// Fused weighted sum: out[c] += sum_t w[t] * x[t][c] straight from the blocks.
   static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
-    accumulate(w, src, encoded_bytes(tokens, channels), tokens, channels, out);
+    accumulate(w, src, row_quantizer::encoded_bytes(tokens, channels), tokens, channels, out);
   }
 
   static void accumulate(const float* w, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
                          std::size_t channels, float* out) {
-    const std::size_t row_size = row_bytes(channels);
-    check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    const std::size_t size = row_bytes(channels);
+    check_bytes(src, src_bytes, row_quantizer::encoded_bytes(tokens, channels), "src");
     check_rows(w, tokens, 1, 1, sizeof(float), "w");
     check_rows(out, tokens != 0, channels, channels, sizeof(float), "out");
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t b = 0; b < channels / block_values; ++b)
-        Codec::axpy(w[t], src + t * row_size + b * block::bytes, out + b * block_values);
+    for (std::size_t t = 0; t < tokens; ++t) units::accumulate(w[t], src + t * size, channels, out);
   }
 };
 
 }  // namespace detail
+
+/// A quantizer for one format. Supported: Quantizer<4|3|2, PerChannel<32|64|128>> (K, per channel),
+/// Quantizer<8|4|3, PerToken<32>> (V, per token) and Quantizer<4, PerTokenSymmetric<32>> (q4_0).
+/// All members are static and thread-safe. Element type T is float or kpc::half. Errors throw
+/// kpc::error (see error.hpp); on an error, parts of dst may have been written, never more than
+/// the shape needs. Source and destination must not overlap. The fused kernels (scores,
+/// accumulate) check shapes and sizes but trust the encoded bytes: bytes no encoder wrote give
+/// unspecified (possibly non-finite) results, never an out-of-bounds access.
+template <int Bits, class Layout>
+class Quantizer {
+  static_assert(detail::always_false<Layout>,
+                "kpc::Quantizer<Bits, Layout>: Layout must be PerChannel<G>, PerToken<B> or PerTokenSymmetric<B>");
+};
+
+/// K per channel: tiles of G tokens x all channels; any channel count 1..format::max_channels.
+/// The last tile may be partial: its statistics come from the tokens present, and it occupies a
+/// whole tile's bytes (absent tokens' codes are 0), so a growing cache never moves a tile.
+template <int Bits, int G>
+class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<detail::k_tile_units<Bits, G>> {
+  static_assert(sizeof(PerChannel<G>) != 0);  // instantiates the tag, whose static_assert checks G
+
+ public:
+  using layout = PerChannel<G>;
+  static constexpr int bits = Bits;
+  static constexpr int tile_tokens = G;
+
+  /// Bytes of one tile of `channels` channels: 6 + 2 * channels + G * channels * Bits / 8.
+  static std::size_t tile_bytes(std::size_t channels) { return Quantizer::unit_bytes(channels); }
+
+  /// Stored bits per value of full tiles.
+  static double bits_per_value(std::size_t channels) {
+    return static_cast<double>(tile_bytes(channels)) * 8.0 / (static_cast<double>(G) * static_cast<double>(channels));
+  }
+};
 
 /// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
 template <int Bits, int B>
