@@ -106,43 +106,40 @@ static_assert(k_tile<2, 128>::channel_code_bytes == 32);
 static_assert(v_block<4>::bytes == 20 && v_block<8>::bytes == 34 && v_block<3>::bytes == 16);
 static_assert(q4_0_block::bytes == 18);
 
-/// Bit order inside a packed group of 32 codes (the format's definition; pack_group inverts it):
+/// Bit order inside a packed group of 32 codes, the format's definition: code j occupies bits
+/// [code_bit(j), code_bit(j) + Bits) of the group read as one little-endian bit string.
 ///   4 bits: code j in byte j % 16, low nibble for j < 16, high nibble for j >= 16 (ggml q4_0/q4_1);
 ///   2 bits: code j in byte j % 8 at bit 2 * (j / 8);
-///   3 bits: code j in bits [3j, 3j + 3) of the 96-bit little-endian field (llama.cpp q3v_1).
+///   3 bits: code j at bit 3j (LSB-first, llama.cpp q3v_1).
 /// The 4- and 2-bit orders unpack eight or sixteen codes with one shift and one mask.
 template <int Bits>
-KPC_HOST_DEVICE inline unsigned code_at(const std::byte* group, int j) {
+KPC_HOST_DEVICE constexpr int code_bit(int j) {
   static_assert(Bits == 2 || Bits == 3 || Bits == 4, "packed codes are 2, 3 or 4 bits");
-  if constexpr (Bits == 4) {
-    return (static_cast<unsigned>(group[j % 16]) >> (4 * (j / 16))) & 0xFu;
-  } else if constexpr (Bits == 2) {
-    return (static_cast<unsigned>(group[j % 8]) >> (2 * (j / 8))) & 0x3u;
-  } else {
-    const int bit = 3 * j;
-    const int byte = bit / 8;
-    unsigned window = static_cast<unsigned>(group[byte]);
-    if (byte + 1 < 12) window |= static_cast<unsigned>(group[byte + 1]) << 8;
-    return (window >> (bit % 8)) & 0x7u;
-  }
+  if constexpr (Bits == 4) return 8 * (j % 16) + 4 * (j / 16);
+  else if constexpr (Bits == 2) return 8 * (j % 8) + 2 * (j / 8);
+  else return 3 * j;
+}
+
+/// Code j of a packed group.
+template <int Bits>
+KPC_HOST_DEVICE inline unsigned code_at(const std::byte* group, int j) {
+  const int bit = code_bit<Bits>(j);
+  unsigned window = static_cast<unsigned>(group[bit / 8]);
+  if (bit % 8 + Bits > 8) window |= static_cast<unsigned>(group[bit / 8 + 1]) << 8;  // straddles two bytes
+  return (window >> (bit % 8)) & ((1u << Bits) - 1u);
 }
 
 /// Packs 32 codes (each < 2^Bits) into group_bytes<Bits> bytes in the order code_at reads.
 template <int Bits>
 KPC_HOST_DEVICE inline void pack_group(const std::uint8_t* codes, std::byte* group) {
-  static_assert(Bits == 2 || Bits == 3 || Bits == 4, "packed codes are 2, 3 or 4 bits");
-  if constexpr (Bits == 4) {
-    for (int j = 0; j < 16; ++j) group[j] = static_cast<std::byte>(codes[j] | (codes[j + 16] << 4));
-  } else if constexpr (Bits == 2) {
-    for (int j = 0; j < 8; ++j)
-      group[j] = static_cast<std::byte>(codes[j] | (codes[j + 8] << 2) | (codes[j + 16] << 4) | (codes[j + 24] << 6));
-  } else {
-    for (int i = 0; i < 4; ++i) {  // eight codes fill three bytes exactly
-      std::uint32_t field = 0;
-      for (int k = 0; k < 8; ++k) field |= static_cast<std::uint32_t>(codes[8 * i + k]) << (3 * k);
-      for (int b = 0; b < 3; ++b) group[3 * i + b] = static_cast<std::byte>((field >> (8 * b)) & 0xFFu);
-    }
+  std::uint8_t bytes[group_bytes<Bits>] = {};
+  for (int j = 0; j < group_values; ++j) {
+    const int bit = code_bit<Bits>(j);
+    const unsigned shifted = static_cast<unsigned>(codes[j]) << (bit % 8);
+    bytes[bit / 8] = static_cast<std::uint8_t>(bytes[bit / 8] | (shifted & 0xFFu));
+    if (shifted > 0xFFu) bytes[bit / 8 + 1] = static_cast<std::uint8_t>(bytes[bit / 8 + 1] | (shifted >> 8));
   }
+  for (std::size_t i = 0; i < group_bytes<Bits>; ++i) group[i] = static_cast<std::byte>(bytes[i]);
 }
 
 }  // namespace format

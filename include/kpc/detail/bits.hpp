@@ -42,6 +42,23 @@ KPC_HOST_DEVICE inline void store_u16le(std::byte* p, std::uint16_t v) {
   p[1] = static_cast<std::byte>(v >> 8);
 }
 
+/// 32-bit little-endian words, for the SIMD paths that move packed codes a word at a time.
+inline std::uint32_t load_u32le(const std::byte* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  return v;
+}
+
+inline void store_u32le(std::byte* p, std::uint32_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  std::memcpy(p, &v, sizeof v);
+}
+
 KPC_HOST_DEVICE inline std::uint8_t load_u8(const std::byte* p) { return static_cast<std::uint8_t>(*p); }
 
 KPC_HOST_DEVICE inline void store_u8(std::byte* p, unsigned v) { *p = static_cast<std::byte>(v & 0xFFu); }

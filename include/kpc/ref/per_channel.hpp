@@ -118,6 +118,37 @@ KPC_HOST_DEVICE inline k_channel_meta k_load_channel(const std::byte* tile, cons
   return {k_decoded_scale(scale_code, meta.scale_step), k_decoded_zero(zero_code, meta.zero_min, meta.zero_step)};
 }
 
+/// Step 5 for one channel: its codes against scale' and zero', packed as G/32 groups at
+/// `channel_codes` (codes of absent tokens are 0).
+template <int Bits, int G, class T>
+KPC_HOST_DEVICE inline void encode_k_channel_codes(const T* src, std::size_t row_stride, int tokens, std::size_t channel,
+                                                   float scale, float zero, std::byte* channel_codes) {
+  for (int g = 0; g < G / format::group_values; ++g) {
+    std::uint8_t codes[format::group_values];
+    for (int j = 0; j < format::group_values; ++j) {
+      const int t = g * format::group_values + j;
+      codes[j] = t < tokens ? static_cast<std::uint8_t>(
+                                  k_code<Bits>(to_float(src[static_cast<std::size_t>(t) * row_stride + channel]), zero, scale))
+                            : std::uint8_t{0};
+    }
+    format::pack_group<Bits>(codes, channel_codes + g * format::group_bytes<Bits>);
+  }
+}
+
+/// Step 6 for one channel: its first `tokens` values into column `channel` of dst.
+template <int Bits, int G, class T>
+KPC_HOST_DEVICE inline void decode_k_channel(const std::byte* tile, const k_tile_meta& meta, int tokens, std::size_t channels,
+                                             std::size_t channel, T* dst, std::size_t row_stride) {
+  using layout = format::k_tile<Bits, G>;
+  const k_channel_meta m = k_load_channel<Bits, G>(tile, meta, channels, channel);
+  const std::byte* channel_codes = tile + layout::offset_channel_codes(channels, channel);
+  for (int t = 0; t < tokens; ++t) {
+    const unsigned code = format::code_at<Bits>(channel_codes + (t / format::group_values) * format::group_bytes<Bits>,
+                                                t % format::group_values);
+    dst[static_cast<std::size_t>(t) * row_stride + channel] = from_float<T>(k_value(code, m.scale, m.zero));
+  }
+}
+
 /// Encodes one tile: `tokens` (1..G) rows of `channels` values, row t at src + t * row_stride,
 /// into format::k_tile<Bits, G>::bytes(channels) bytes at `tile`. Always writes the whole tile
 /// (codes of absent tokens are 0) and never reads outside the rows given. Returns errc::ok,
@@ -157,19 +188,9 @@ KPC_HOST_DEVICE inline errc encode_k_tile(const T* src, std::size_t row_stride, 
     const unsigned zero_code = k_zero_code(range.min, supers);
     detail::store_u8(tile + layout::offset_scale_codes + c, scale_code);
     detail::store_u8(tile + layout::offset_zero_codes(channels) + c, zero_code);
-    const float scale = k_decoded_scale(scale_code, meta.scale_step);
-    const float zero = k_decoded_zero(zero_code, meta.zero_min, meta.zero_step);
-    std::byte* channel_codes = tile + layout::offset_channel_codes(channels, c);
-    for (int g = 0; g < G / format::group_values; ++g) {
-      std::uint8_t codes[format::group_values];
-      for (int j = 0; j < format::group_values; ++j) {
-        const int t = g * format::group_values + j;
-        codes[j] = t < tokens ? static_cast<std::uint8_t>(k_code<Bits>(
-                                    to_float(src[static_cast<std::size_t>(t) * row_stride + c]), zero, scale))
-                              : std::uint8_t{0};
-      }
-      format::pack_group<Bits>(codes, channel_codes + g * format::group_bytes<Bits>);
-    }
+    encode_k_channel_codes<Bits, G>(src, row_stride, tokens, c, k_decoded_scale(scale_code, meta.scale_step),
+                                    k_decoded_zero(zero_code, meta.zero_min, meta.zero_step),
+                                    tile + layout::offset_channel_codes(channels, c));
   }
   if (!finite) return errc::non_finite;
   if (!meta.finite) return errc::out_of_range;
@@ -182,19 +203,10 @@ KPC_HOST_DEVICE inline errc encode_k_tile(const T* src, std::size_t row_stride, 
 template <int Bits, int G, class T>
 KPC_HOST_DEVICE inline errc decode_k_tile(const std::byte* tile, int tokens, std::size_t channels, T* dst,
                                           std::size_t row_stride) {
-  using layout = format::k_tile<Bits, G>;
   if (tokens < 1 || tokens > G) return errc::invalid_shape;
   const k_tile_meta meta = k_load_meta(tile);
   if (!meta.finite) return errc::corrupt_data;
-  for (std::size_t c = 0; c < channels; ++c) {
-    const k_channel_meta channel = k_load_channel<Bits, G>(tile, meta, channels, c);
-    const std::byte* channel_codes = tile + layout::offset_channel_codes(channels, c);
-    for (int t = 0; t < tokens; ++t) {
-      const unsigned code = format::code_at<Bits>(channel_codes + (t / format::group_values) * format::group_bytes<Bits>,
-                                                  t % format::group_values);
-      dst[static_cast<std::size_t>(t) * row_stride + c] = from_float<T>(k_value(code, channel.scale, channel.zero));
-    }
-  }
+  for (std::size_t c = 0; c < channels; ++c) decode_k_channel<Bits, G>(tile, meta, tokens, channels, c, dst, row_stride);
   return errc::ok;
 }
 
