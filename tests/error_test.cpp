@@ -11,7 +11,7 @@
 TEST_CASE("every errc has its own name") {
   const kpc::errc all[] = {kpc::errc::ok,         kpc::errc::invalid_shape, kpc::errc::null_pointer,
                            kpc::errc::buffer_too_small, kpc::errc::non_finite, kpc::errc::out_of_range,
-                           kpc::errc::corrupt_data};
+                           kpc::errc::corrupt_data, kpc::errc::unsupported};
   std::set<std::string> names;
   for (kpc::errc code : all) names.insert(kpc::to_string(code));
   CHECK(names.size() == std::size(all));

@@ -12,11 +12,21 @@
 // Version of the stored byte formats (docs/FORMAT.md). Bumped only when bytes change.
 #define KPC_FORMAT_VERSION 1
 
-#define KPC_DETAIL_ABI_PASTE(major, minor) v##major##_##minor
-#define KPC_DETAIL_ABI(major, minor) KPC_DETAIL_ABI_PASTE(major, minor)
+#define KPC_DETAIL_PASTE4(a, b, c, d) a##b##c##d
+#define KPC_DETAIL_PASTE5(a, b, c, d, e) a##b##c##d##e
+#define KPC_DETAIL_ABI(major, minor, suffix) KPC_DETAIL_PASTE5(v, major, _, minor, suffix)
+#define KPC_DETAIL_KERNELS_ABI(major, minor) KPC_DETAIL_PASTE4(kpc_kernels_v, major, _, minor)
 // Everything lives in an inline namespace named after major.minor, so two engines that bundle
-// different kpc versions can be linked into one program without ODR clashes.
-#define KPC_ABI_NAMESPACE KPC_DETAIL_ABI(KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
+// different kpc versions can be linked into one program without ODR clashes. A run-time dispatch
+// unit (simd/dispatch_unit.hpp) sets KPC_ABI_SUFFIX (e.g. _avx2) and so compiles all of kpc for
+// one instruction set in a namespace of its own: no inline function built with AVX2 flags can
+// stand in for the baseline one at link time.
+#ifndef KPC_ABI_SUFFIX
+#define KPC_ABI_SUFFIX
+#endif
+#define KPC_ABI_NAMESPACE KPC_DETAIL_ABI(KPC_VERSION_MAJOR, KPC_VERSION_MINOR, KPC_ABI_SUFFIX)
+// The kernel tables that cross between those namespaces use this fixed, versioned namespace.
+#define KPC_KERNELS_ABI KPC_DETAIL_KERNELS_ABI(KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
 #define KPC_BEGIN_NAMESPACE \
   namespace kpc {           \
   inline namespace KPC_ABI_NAMESPACE {

@@ -22,6 +22,7 @@ enum class errc {
   non_finite,        ///< NaN or +-Inf in the input of an encoder
   out_of_range,      ///< finite input whose scale or minimum does not fit the format's fp16 fields
   corrupt_data,      ///< encoded bytes no encoder writes (non-finite fp16 fields)
+  unsupported,       ///< an instruction set this build or CPU cannot run
 };
 
 /// A short, stable name for each code ("invalid_shape", ...).
@@ -34,6 +35,7 @@ constexpr const char* to_string(errc code) noexcept {
     case errc::non_finite: return "non_finite";
     case errc::out_of_range: return "out_of_range";
     case errc::corrupt_data: return "corrupt_data";
+    case errc::unsupported: return "unsupported";
   }
   return "unknown";
 }

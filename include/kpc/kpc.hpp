@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "format.hpp"
 #include "half.hpp"
+#include "backend.hpp"
 #include "quantizer.hpp"
 #include "ref/per_channel.hpp"
 #include "ref/per_token.hpp"

@@ -12,8 +12,7 @@
 #include "error.hpp"
 #include "format.hpp"
 #include "half.hpp"
-#include "ref/per_channel.hpp"
-#include "ref/per_token.hpp"
+#include "backend.hpp"
 
 KPC_BEGIN_NAMESPACE
 
@@ -25,90 +24,28 @@ template <class>
 inline constexpr bool always_false = false;
 
 /// A slab is a sequence of units of equal size: K tiles of G tokens, or one token's row of V
-/// blocks. A Units policy says how big a unit is and encodes, decodes and scores one.
+/// blocks. A Units policy says how big a unit is and which kernel_table entry serves the format.
 template <int Bits, int G>
 struct k_tile_units {
   static constexpr std::size_t tokens = G;
   static constexpr std::size_t channel_multiple = 1;
   static constexpr const char* name = "K tile";
   static std::size_t bytes(std::size_t channels) { return format::k_tile<Bits, G>::bytes(channels); }
-  template <class T>
-  static errc encode(const T* src, std::size_t stride, int present, std::size_t channels, std::byte* unit) {
-    return ref::encode_k_tile<Bits, G>(src, stride, present, channels, unit);
-  }
-  template <class T>
-  static errc decode(const std::byte* unit, int present, std::size_t channels, T* dst, std::size_t stride) {
-    return ref::decode_k_tile<Bits, G>(unit, present, channels, dst, stride);
-  }
-  static errc scores(const float* q, const std::byte* unit, int present, std::size_t channels, float* out) {
-    return ref::scores_k_tile<Bits, G>(q, unit, present, channels, out);
+  static const format_kernels& kernels(const kernel_table& table) {
+    return table.k[Bits == 4 ? 0 : Bits == 3 ? 1 : 2][G == 32 ? 0 : G == 64 ? 1 : 2];
   }
 };
 
-/// One token's row of 32-value blocks; Codec encodes, decodes, dots and axpys one block.
-template <class Codec>
+template <class Block>
 struct block_row_units {
-  using block = typename Codec::block;
   static constexpr std::size_t tokens = 1;
   static constexpr std::size_t channel_multiple = format::group_values;
   static constexpr const char* name = "block row";
-  static std::size_t bytes(std::size_t channels) { return channels / format::group_values * block::bytes; }
-  template <class T>
-  static errc encode(const T* src, std::size_t, int, std::size_t channels, std::byte* unit) {
-    for (std::size_t b = 0; b < channels / format::group_values; ++b) {
-      const errc status = Codec::encode(src + b * format::group_values, unit + b * block::bytes);
-      if (status != errc::ok) return status;
-    }
-    return errc::ok;
+  static std::size_t bytes(std::size_t channels) { return channels / format::group_values * Block::bytes; }
+  static const format_kernels& kernels(const kernel_table& table) {
+    if constexpr (std::is_same_v<Block, format::q4_0_block>) return table.q4_0;
+    else return table.v[Block::bits == 8 ? 0 : Block::bits == 4 ? 1 : 2];
   }
-  template <class T>
-  static errc decode(const std::byte* unit, int, std::size_t channels, T* dst, std::size_t) {
-    for (std::size_t b = 0; b < channels / format::group_values; ++b) {
-      const errc status = Codec::decode(unit + b * block::bytes, dst + b * format::group_values);
-      if (status != errc::ok) return status;
-    }
-    return errc::ok;
-  }
-  static errc scores(const float* q, const std::byte* unit, int, std::size_t channels, float* out) {
-    float dot = 0.0f;
-    for (std::size_t b = 0; b < channels / format::group_values; ++b)
-      dot += Codec::dot(q + b * format::group_values, unit + b * block::bytes);
-    *out = dot;
-    return errc::ok;
-  }
-  static void accumulate(float w, const std::byte* unit, std::size_t channels, float* out) {
-    for (std::size_t b = 0; b < channels / format::group_values; ++b)
-      Codec::axpy(w, unit + b * block::bytes, out + b * format::group_values);
-  }
-};
-
-template <int Bits>
-struct v_block_codec {
-  using block = format::v_block<Bits>;
-  template <class T>
-  static errc encode(const T* x, std::byte* b) {
-    return ref::encode_v_block<Bits>(x, b);
-  }
-  template <class T>
-  static errc decode(const std::byte* b, T* x) {
-    return ref::decode_v_block<Bits>(b, x);
-  }
-  static float dot(const float* q, const std::byte* b) { return ref::dot_v_block<Bits>(q, b); }
-  static void axpy(float w, const std::byte* b, float* out) { ref::axpy_v_block<Bits>(w, b, out); }
-};
-
-struct q4_0_block_codec {
-  using block = format::q4_0_block;
-  template <class T>
-  static errc encode(const T* x, std::byte* b) {
-    return ref::encode_q4_0_block(x, b);
-  }
-  template <class T>
-  static errc decode(const std::byte* b, T* x) {
-    return ref::decode_q4_0_block(b, x);
-  }
-  static float dot(const float* q, const std::byte* b) { return ref::dot_q4_0_block(q, b); }
-  static void axpy(float w, const std::byte* b, float* out) { ref::axpy_q4_0_block(w, b, out); }
 };
 
 /// The public operations of every format, written once over a Units policy. Long forms put each
@@ -119,9 +56,8 @@ class slab_quantizer {
   static constexpr std::size_t units(std::size_t tokens) {
     return tokens / Units::tokens + (tokens % Units::tokens != 0);
   }
-  static int present(std::size_t tokens, std::size_t first) {
-    return static_cast<int>(std::min<std::size_t>(Units::tokens, tokens - first));
-  }
+  static const format_kernels& kernels() { return Units::kernels(active_table<compile_time_arch>()); }
+  static void report(slab_result result) { check_status(static_cast<errc>(result.status), Units::name, result.token); }
   static std::size_t unit_bytes(std::size_t channels) {
     check_channels(channels, Units::channel_multiple);
     return Units::bytes(channels);
@@ -145,13 +81,12 @@ class slab_quantizer {
   static void encode(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels, std::byte* dst,
                      std::size_t dst_bytes) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t size = unit_bytes(channels);
     check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
-    for (std::size_t first = 0; first < tokens; first += Units::tokens)
-      check_status(Units::encode(src + first * src_stride, src_stride, present(tokens, first), channels,
-                                 dst + first / Units::tokens * size),
-                   Units::name, first);
+    if (tokens == 0) return;
+    const format_kernels& k = kernels();
+    if constexpr (std::is_same_v<T, float>) report(k.encode_f32(src, src_stride, tokens, channels, dst));
+    else report(k.encode_f16(reinterpret_cast<const f16_bits*>(src), src_stride, tokens, channels, dst));
   }
 
   /// Decodes a [tokens][channels] slab into row-major dst.
@@ -166,13 +101,12 @@ class slab_quantizer {
   static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
                      std::size_t dst_stride) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t size = unit_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
-    for (std::size_t first = 0; first < tokens; first += Units::tokens)
-      check_status(Units::decode(src + first / Units::tokens * size, present(tokens, first), channels,
-                                 dst + first * dst_stride, dst_stride),
-                   Units::name, first);
+    if (tokens == 0) return;
+    const format_kernels& k = kernels();
+    if constexpr (std::is_same_v<T, float>) report(k.decode_f32(src, tokens, channels, dst, dst_stride));
+    else report(k.decode_f16(src, tokens, channels, reinterpret_cast<f16_bits*>(dst), dst_stride));
   }
 
   /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the codes, t < tokens.
@@ -182,26 +116,21 @@ class slab_quantizer {
 
   static void scores(const float* q, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
                      std::size_t channels, float* out) {
-    const std::size_t size = unit_bytes(channels);
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
     check_rows(out, tokens, 1, 1, sizeof(float), "out");
-    for (std::size_t first = 0; first < tokens; first += Units::tokens)
-      check_status(Units::scores(q, src + first / Units::tokens * size, present(tokens, first), channels, out + first),
-                   Units::name, first);
+    if (tokens != 0) kernels().scores(q, src, tokens, channels, out);
   }
 };
 
 /// Per-token formats: independent blocks of 32 channels; channels must be a multiple of 32.
-template <class Codec>
-class row_quantizer : public slab_quantizer<block_row_units<Codec>> {
-  using units = block_row_units<Codec>;
-
+template <class Block>
+class row_quantizer : public slab_quantizer<block_row_units<Block>> {
  public:
   /// Bytes of one token's row: channels / 32 blocks.
   static std::size_t row_bytes(std::size_t channels) { return row_quantizer::unit_bytes(channels); }
 
-  static constexpr double bits_per_value() { return Codec::block::bits_per_value; }
+  static constexpr double bits_per_value() { return Block::bits_per_value; }
 
   /// Fused weighted sum: out[c] += sum_t w[t] * x[t][c] straight from the blocks.
   static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
@@ -210,11 +139,10 @@ class row_quantizer : public slab_quantizer<block_row_units<Codec>> {
 
   static void accumulate(const float* w, const std::byte* src, std::size_t src_bytes, std::size_t tokens,
                          std::size_t channels, float* out) {
-    const std::size_t size = row_bytes(channels);
     check_bytes(src, src_bytes, row_quantizer::encoded_bytes(tokens, channels), "src");
     check_rows(w, tokens, 1, 1, sizeof(float), "w");
     check_rows(out, tokens != 0, channels, channels, sizeof(float), "out");
-    for (std::size_t t = 0; t < tokens; ++t) units::accumulate(w[t], src + t * size, channels, out);
+    if (tokens != 0) row_quantizer::kernels().accumulate(w, src, tokens, channels, out);
   }
 };
 
@@ -256,7 +184,7 @@ class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<detail::k_t
 
 /// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
 template <int Bits, int B>
-class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<detail::v_block_codec<Bits>> {
+class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<format::v_block<Bits>> {
   static_assert(sizeof(PerToken<B>) != 0);  // instantiates the tag, whose static_assert checks B
 
  public:
@@ -266,7 +194,7 @@ class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<detail::v_bloc
 
 /// The q4_0 baseline (ggml bytes): the per-token symmetric format engines use today.
 template <int Bits, int B>
-class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<detail::q4_0_block_codec> {
+class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<format::q4_0_block> {
   static_assert(sizeof(PerTokenSymmetric<B>) != 0);  // instantiates the tag, whose static_assert checks B
   static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
 

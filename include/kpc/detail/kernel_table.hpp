@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+// The kernel table: every format's slab operations for one backend (scalar reference, xsimd for
+// one instruction set). Only fundamental types cross it, and it lives in a fixed namespace, so
+// tables built in differently compiled units (simd/dispatch_unit.hpp) can be exchanged.
+#ifndef KPC_DETAIL_KERNEL_TABLE_HPP
+#define KPC_DETAIL_KERNEL_TABLE_HPP
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../config.hpp"
+
+namespace KPC_KERNELS_ABI {
+
+/// Outcome of a slab operation: an errc value (0 = ok) and the first token of the unit (K tile or
+/// V row) that failed.
+struct slab_result {
+  int status;
+  std::size_t token;
+};
+
+/// f16 data crosses as its binary16 bits.
+using f16_bits = std::uint16_t;
+
+/// Operations on one format. Shapes and buffer sizes are checked by the caller (kpc::Quantizer).
+struct format_kernels {
+  slab_result (*encode_f32)(const float* src, std::size_t src_stride, std::size_t tokens, std::size_t channels,
+                            std::byte* dst);
+  slab_result (*encode_f16)(const f16_bits* src, std::size_t src_stride, std::size_t tokens, std::size_t channels,
+                            std::byte* dst);
+  slab_result (*decode_f32)(const std::byte* src, std::size_t tokens, std::size_t channels, float* dst,
+                            std::size_t dst_stride);
+  slab_result (*decode_f16)(const std::byte* src, std::size_t tokens, std::size_t channels, f16_bits* dst,
+                            std::size_t dst_stride);
+  void (*scores)(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out);
+  void (*accumulate)(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels,
+                     float* out);  ///< null for per-channel K formats
+};
+
+/// Backend levels, in order of preference on one machine.
+enum isa_level : int { isa_scalar = 0, isa_sse2, isa_sse4_2, isa_avx, isa_avx2, isa_avx512, isa_neon };
+
+struct kernel_table {
+  int isa;                          ///< an isa_level
+  format_kernels k[3][3];           ///< per-channel K: [Bits 4, 3, 2][G 32, 64, 128]
+  format_kernels v[3];              ///< per-token V: [Bits 8, 4, 3]
+  format_kernels q4_0;              ///< the baseline
+};
+
+/// Tables of run-time dispatch units (defined by simd/dispatch_unit.hpp when that unit is built).
+const kernel_table* unit_table_sse4_2();
+const kernel_table* unit_table_avx2();
+const kernel_table* unit_table_avx512();
+
+}  // namespace KPC_KERNELS_ABI
+
+#endif  // KPC_DETAIL_KERNEL_TABLE_HPP

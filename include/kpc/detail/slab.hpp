@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+// Slab loops (a [tokens][channels] slab is a run of K tiles or V rows) written once over a kernel
+// provider: the scalar reference (ref_provider, here) or xsimd for one instruction set
+// (simd::provider<Arch>). make_table turns a provider into a kernel_table.
+#ifndef KPC_DETAIL_SLAB_HPP
+#define KPC_DETAIL_SLAB_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <type_traits>
+
+#include "../config.hpp"
+#include "../error.hpp"
+#include "../format.hpp"
+#include "../half.hpp"
+#include "../ref/per_channel.hpp"
+#include "../ref/per_token.hpp"
+#include "kernel_table.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace detail {
+
+using KPC_KERNELS_ABI::f16_bits;
+using KPC_KERNELS_ABI::format_kernels;
+using KPC_KERNELS_ABI::kernel_table;
+using KPC_KERNELS_ABI::slab_result;
+
+/// The reference as a provider: per-unit kernels (a K tile, a V row) and the slab-wide scores and
+/// accumulate of the per-token formats.
+struct ref_provider {
+  template <int Bits, int G, class T>
+  static errc encode_k_tile(const T* src, std::size_t stride, int tokens, std::size_t channels, std::byte* tile) {
+    return ref::encode_k_tile<Bits, G>(src, stride, tokens, channels, tile);
+  }
+  template <int Bits, int G, class T>
+  static errc decode_k_tile(const std::byte* tile, int tokens, std::size_t channels, T* dst, std::size_t stride) {
+    return ref::decode_k_tile<Bits, G>(tile, tokens, channels, dst, stride);
+  }
+  template <int Bits, int G>
+  static errc scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
+    return ref::scores_k_tile<Bits, G>(q, tile, tokens, channels, out);
+  }
+
+  template <class Block, class T>
+  static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
+    for (std::size_t b = 0; b < channels / Block::values; ++b) {
+      const errc status = encode_block<Block>(src + b * Block::values, row + b * Block::bytes);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  template <class Block, class T>
+  static errc decode_row(const std::byte* row, std::size_t channels, T* dst) {
+    for (std::size_t b = 0; b < channels / Block::values; ++b) {
+      const errc status = decode_block<Block>(row + b * Block::bytes, dst + b * Block::values);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  template <class Block>
+  static void scores(const float* q, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    const std::size_t row_size = channels / Block::values * Block::bytes;
+    for (std::size_t t = 0; t < tokens; ++t) {
+      float dot = 0.0f;
+      for (std::size_t b = 0; b < channels / Block::values; ++b)
+        dot += dot_block<Block>(q + b * Block::values, rows + t * row_size + b * Block::bytes);
+      out[t] = dot;
+    }
+  }
+  template <class Block>
+  static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    const std::size_t row_size = channels / Block::values * Block::bytes;
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t b = 0; b < channels / Block::values; ++b)
+        axpy_block<Block>(w[t], rows + t * row_size + b * Block::bytes, out + b * Block::values);
+  }
+
+ private:
+  template <class Block, class T>
+  static errc encode_block(const T* x, std::byte* b) {
+    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::encode_q4_0_block(x, b);
+    else return ref::encode_v_block<Block::bits>(x, b);
+  }
+  template <class Block, class T>
+  static errc decode_block(const std::byte* b, T* x) {
+    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::decode_q4_0_block(b, x);
+    else return ref::decode_v_block<Block::bits>(b, x);
+  }
+  template <class Block>
+  static float dot_block(const float* q, const std::byte* b) {
+    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::dot_q4_0_block(q, b);
+    else return ref::dot_v_block<Block::bits>(q, b);
+  }
+  template <class Block>
+  static void axpy_block(float w, const std::byte* b, float* out) {
+    if constexpr (std::is_same_v<Block, format::q4_0_block>) ref::axpy_q4_0_block(w, b, out);
+    else ref::axpy_v_block<Block::bits>(w, b, out);
+  }
+};
+
+inline slab_result ok_result() { return {0, 0}; }
+inline slab_result failed(errc status, std::size_t token) { return {static_cast<int>(status), token}; }
+
+/// A per-channel K slab: ceil(tokens / G) tiles.
+template <class P, int Bits, int G>
+struct k_slab {
+  static std::size_t tile_bytes(std::size_t channels) { return format::k_tile<Bits, G>::bytes(channels); }
+  static int present(std::size_t tokens, std::size_t first) { return static_cast<int>(std::min<std::size_t>(G, tokens - first)); }
+
+  template <class T>
+  static slab_result encode(const T* src, std::size_t stride, std::size_t tokens, std::size_t channels, std::byte* dst) {
+    for (std::size_t first = 0; first < tokens; first += G) {
+      const errc status = P::template encode_k_tile<Bits, G>(src + first * stride, stride, present(tokens, first), channels,
+                                                             dst + first / G * tile_bytes(channels));
+      if (status != errc::ok) return failed(status, first);
+    }
+    return ok_result();
+  }
+  template <class T>
+  static slab_result decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst, std::size_t stride) {
+    for (std::size_t first = 0; first < tokens; first += G) {
+      const errc status = P::template decode_k_tile<Bits, G>(src + first / G * tile_bytes(channels), present(tokens, first),
+                                                             channels, dst + first * stride, stride);
+      if (status != errc::ok) return failed(status, first);
+    }
+    return ok_result();
+  }
+  static void scores(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    for (std::size_t first = 0; first < tokens; first += G)
+      P::template scores_k_tile<Bits, G>(q, src + first / G * tile_bytes(channels), present(tokens, first), channels,
+                                         out + first);
+  }
+};
+
+/// A per-token slab: one row of 32-value blocks per token.
+template <class P, class Block>
+struct row_slab {
+  static std::size_t row_bytes(std::size_t channels) { return channels / Block::values * Block::bytes; }
+
+  template <class T>
+  static slab_result encode(const T* src, std::size_t stride, std::size_t tokens, std::size_t channels, std::byte* dst) {
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const errc status = P::template encode_row<Block>(src + t * stride, channels, dst + t * row_bytes(channels));
+      if (status != errc::ok) return failed(status, t);
+    }
+    return ok_result();
+  }
+  template <class T>
+  static slab_result decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst, std::size_t stride) {
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const errc status = P::template decode_row<Block>(src + t * row_bytes(channels), channels, dst + t * stride);
+      if (status != errc::ok) return failed(status, t);
+    }
+    return ok_result();
+  }
+  static void scores(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    P::template scores<Block>(q, src, tokens, channels, out);
+  }
+  static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    P::template accumulate<Block>(w, src, tokens, channels, out);
+  }
+};
+
+/// The table entry of one slab type; f16 crosses the table as bits and is read back as kpc::half.
+template <class Slab, bool HasAccumulate>
+format_kernels slab_kernels() {
+  format_kernels k{};
+  k.encode_f32 = &Slab::template encode<float>;
+  k.encode_f16 = [](const f16_bits* src, std::size_t stride, std::size_t tokens, std::size_t channels, std::byte* dst) {
+    return Slab::encode(reinterpret_cast<const half*>(src), stride, tokens, channels, dst);
+  };
+  k.decode_f32 = &Slab::template decode<float>;
+  k.decode_f16 = [](const std::byte* src, std::size_t tokens, std::size_t channels, f16_bits* dst, std::size_t stride) {
+    return Slab::decode(src, tokens, channels, reinterpret_cast<half*>(dst), stride);
+  };
+  k.scores = &Slab::scores;
+  if constexpr (HasAccumulate) k.accumulate = &Slab::accumulate;
+  return k;
+}
+
+template <class P, int Bits>
+void fill_k_row(format_kernels (&row)[3]) {
+  row[0] = slab_kernels<k_slab<P, Bits, 32>, false>();
+  row[1] = slab_kernels<k_slab<P, Bits, 64>, false>();
+  row[2] = slab_kernels<k_slab<P, Bits, 128>, false>();
+}
+
+/// Every format's kernels from one provider.
+template <class P>
+kernel_table make_table(int isa) {
+  kernel_table table{};
+  table.isa = isa;
+  fill_k_row<P, 4>(table.k[0]);
+  fill_k_row<P, 3>(table.k[1]);
+  fill_k_row<P, 2>(table.k[2]);
+  table.v[0] = slab_kernels<row_slab<P, format::v_block<8>>, true>();
+  table.v[1] = slab_kernels<row_slab<P, format::v_block<4>>, true>();
+  table.v[2] = slab_kernels<row_slab<P, format::v_block<3>>, true>();
+  table.q4_0 = slab_kernels<row_slab<P, format::q4_0_block>, true>();
+  return table;
+}
+
+/// The scalar reference's table.
+inline const kernel_table& scalar_table() {
+  static const kernel_table table = make_table<ref_provider>(KPC_KERNELS_ABI::isa_scalar);
+  return table;
+}
+
+}  // namespace detail
+KPC_END_NAMESPACE
+
+#endif  // KPC_DETAIL_SLAB_HPP
