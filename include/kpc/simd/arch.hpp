@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+// The xsimd layer: version shims and the few primitives xsimd 8.1 lacks or gets inexact (byte
+// widening and narrowing, binary16 conversion, correctly rounded division, a fused-multiply-add
+// barrier). All instruction-set-specific
+// code of kpc is in this file; the kernels in per_channel.hpp / per_token.hpp are generic over
+// the xsimd arch. Each primitive has a portable fallback (requires_arch<portable_arch>) and
+// overloads for the most derived arch that has a better instruction.
+#ifndef KPC_SIMD_ARCH_HPP
+#define KPC_SIMD_ARCH_HPP
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <xsimd/xsimd.hpp>
+
+#include "../config.hpp"
+#include "../detail/arith.hpp"
+#include "../detail/bits.hpp"
+#include "../half.hpp"
+
+#if XSIMD_VERSION_MAJOR < 8 || (XSIMD_VERSION_MAJOR == 8 && XSIMD_VERSION_MINOR < 1)
+#error "kpc needs xsimd 8.1 or newer (or define KPC_NO_SIMD for the scalar reference only)"
+#endif
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#include <immintrin.h>
+#if defined(__GNUC__) || defined(__clang__)
+#include <cpuid.h>
+#endif
+#endif
+
+KPC_BEGIN_NAMESPACE
+namespace simd {
+
+template <class A>
+using fbatch = xsimd::batch<float, A>;
+template <class A>
+using ibatch = xsimd::batch<std::int32_t, A>;
+template <class A>
+using ubatch = xsimd::batch<std::uint32_t, A>;
+
+/// Overload on the most derived arch that offers a primitive (as xsimd's own kernels do).
+template <class Arch>
+using requires_arch = const Arch&;
+
+/// The base of every xsimd arch: the portable fallback overloads take it. (xsimd 14 renamed it.)
+#if XSIMD_VERSION_MAJOR >= 14
+using portable_arch = xsimd::common;
+#else
+using portable_arch = xsimd::generic;
+#endif
+
+// ---- xsimd version shims --------------------------------------------------------------------
+
+template <class A>
+inline float reduce_add(const fbatch<A>& x) {
+#if XSIMD_VERSION_MAJOR >= 9
+  return xsimd::reduce_add(x);
+#else
+  return xsimd::hadd(x);
+#endif
+}
+
+template <class To, class From, class A>
+inline xsimd::batch<To, A> bit_cast(const xsimd::batch<From, A>& x) {
+#if XSIMD_VERSION_MAJOR >= 11
+  return xsimd::bitwise_cast<To>(x);
+#else
+  return xsimd::bitwise_cast<xsimd::batch<To, A>>(x);
+#endif
+}
+
+// ---- x * y rounded to f32, never fused into a following addition -------------------------------
+// (The SIMD twin of detail::mul_rounded: GCC contracts intrinsics into FMA too.)
+
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  (x * y).store_aligned(lanes);
+  for (float& lane : lanes) lane = detail::mul_rounded(lane, 1.0f);  // opaque per lane
+  return fbatch<A>::load_aligned(lanes);
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::sse2>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+v"(product));
+  return product;
+}
+#if XSIMD_WITH_AVX
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::avx>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+v"(product));
+  return product;
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::avx512f>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+v"(product));
+  return product;
+}
+#endif
+#endif
+#if (defined(__GNUC__) || defined(__clang__)) && XSIMD_WITH_NEON
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::neon>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+w"(product));
+  return product;
+}
+#endif
+
+// ---- x / y correctly rounded --------------------------------------------------------------------------
+// The formats divide exactly; xsimd 8.1's NEON float division is a reciprocal estimate refined by
+// Newton steps (AArch64 included), which is off by an ulp now and then and flips codes at ties.
+
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<portable_arch>) {
+  alignas(64) float xs[fbatch<A>::size], ys[fbatch<A>::size];
+  x.store_aligned(xs);
+  y.store_aligned(ys);
+  for (std::size_t i = 0; i < fbatch<A>::size; ++i) xs[i] = detail::div_rounded(xs[i], ys[i]);
+  return fbatch<A>::load_aligned(xs);
+}
+#if XSIMD_WITH_SSE2
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::sse2>) {
+  return _mm_div_ps(x, y);
+}
+#endif
+#if XSIMD_WITH_AVX
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::avx>) {
+  return _mm256_div_ps(x, y);
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::avx512f>) {
+  return _mm512_div_ps(x, y);
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::neon64>) {
+  return vdivq_f32(x, y);
+}
+#endif
+
+// ---- running extremes that keep the first value on ties and skip NaN -----------------------------
+// (ref: `if (x < m) m = x`). x86's minps(x, m) is defined as x < m ? x : m, exactly that, in one
+// instruction; other instruction sets (NEON's vminq propagates NaN) use compare and select.
+
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m, requires_arch<portable_arch>) {
+  return xsimd::select(x < m, x, m);
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_arch<portable_arch>) {
+  return xsimd::select(x > m, x, m);
+}
+#if XSIMD_WITH_SSE2
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::sse2>) {
+  return _mm_min_ps(x, m);
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::sse2>) {
+  return _mm_max_ps(x, m);
+}
+#endif
+#if XSIMD_WITH_AVX
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::avx>) {
+  return _mm256_min_ps(x, m);
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::avx>) {
+  return _mm256_max_ps(x, m);
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::avx512f>) {
+  return _mm512_min_ps(x, m);
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::avx512f>) {
+  return _mm512_max_ps(x, m);
+}
+#endif
+
+// ---- W bytes widened to W int32 lanes (zero- or sign-extended) -----------------------------------
+
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[ibatch<A>::size];
+  for (std::size_t i = 0; i < ibatch<A>::size; ++i) lanes[i] = static_cast<std::uint8_t>(p[i]);
+  return ibatch<A>::load_aligned(lanes);
+}
+
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[ibatch<A>::size];
+  for (std::size_t i = 0; i < ibatch<A>::size; ++i) lanes[i] = static_cast<std::int8_t>(static_cast<std::uint8_t>(p[i]));
+  return ibatch<A>::load_aligned(lanes);
+}
+
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::sse4_1>) {
+  std::int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm_cvtepu8_epi32(_mm_cvtsi32_si128(word));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::sse4_1>) {
+  std::int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm_cvtepi8_epi32(_mm_cvtsi32_si128(word));
+}
+#endif
+#if XSIMD_WITH_AVX2
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::avx2>) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::avx2>) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::avx512f>) {
+  return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::avx512f>) {
+  return _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::neon64>) {
+  std::uint32_t word;
+  std::memcpy(&word, p, 4);
+  const uint16x8_t halves = vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(word)));
+  return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(halves)));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::neon64>) {
+  std::uint32_t word;
+  std::memcpy(&word, p, 4);
+  const int16x8_t halves = vmovl_s8(vreinterpret_s8_u32(vdup_n_u32(word)));
+  return vmovl_s16(vget_low_s16(halves));
+}
+#endif
+
+// ---- the low byte of each int32 lane stored as W bytes --------------------------------------------
+
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[ibatch<A>::size];
+  x.store_aligned(lanes);
+  for (std::size_t i = 0; i < ibatch<A>::size; ++i) p[i] = static_cast<std::byte>(lanes[i] & 0xFF);
+}
+
+#if XSIMD_WITH_SSSE3
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::ssse3>) {
+  const __m128i low = _mm_shuffle_epi8(x, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  const std::int32_t word = _mm_cvtsi128_si32(low);
+  std::memcpy(p, &word, 4);
+}
+#endif
+#if XSIMD_WITH_AVX2
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::avx2>) {
+  const __m128i pick = _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+  const __m256i v = x;
+  const __m128i lo = _mm_shuffle_epi8(_mm256_castsi256_si128(v), pick);
+  const __m128i hi = _mm_shuffle_epi8(_mm256_extracti128_si256(v, 1), pick);
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_unpacklo_epi32(lo, hi));
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::avx512f>) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm512_cvtepi32_epi8(x));
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::neon64>) {
+  const uint16x4_t halves = vmovn_u32(vreinterpretq_u32_s32(x));
+  const uint8x8_t bytes = vmovn_u16(vcombine_u16(halves, halves));
+  const std::uint32_t word = vget_lane_u32(vreinterpret_u32_u8(bytes), 0);
+  std::memcpy(p, &word, 4);
+}
+#endif
+
+// ---- binary16 <-> f32 (round to nearest even, like fp32_to_fp16_bits) ------------------------------
+
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  for (std::size_t i = 0; i < fbatch<A>::size; ++i) lanes[i] = to_float(p[i]);
+  return fbatch<A>::load_aligned(lanes);
+}
+
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  x.store_aligned(lanes);
+  for (std::size_t i = 0; i < fbatch<A>::size; ++i) p[i] = half(lanes[i]);
+}
+
+#if defined(__F16C__)
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::sse2>) {
+  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::sse2>) {
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+#if XSIMD_WITH_AVX
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::avx>) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx>) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::avx512f>) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx512f>) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::neon64>) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>) {
+  vst1_u16(reinterpret_cast<std::uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(x)));
+}
+#endif
+
+// ---- entry points: pick the overload for A -----------------------------------------------------------
+
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y) {
+  return mul_rounded<A>(x, y, A{});
+}
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y) {
+  return div_rounded<A>(x, y, A{});
+}
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m) {
+  return running_min<A>(x, m, A{});
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m) {
+  return running_max<A>(x, m, A{});
+}
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p) {
+  return widen_u8<A>(p, A{});
+}
+
+/// Tracks whether every value seen is finite: x - x is +0 for finite x and NaN otherwise, so
+/// OR-ing its bits stays 0 exactly while all values are finite (one cheap instruction per vector).
+template <class A>
+struct finite_probe {
+  ubatch<A> bits = ubatch<A>(0u);
+  void add(const fbatch<A>& x) { bits |= bit_cast<std::uint32_t>(x - x); }
+  bool all_finite() const { return xsimd::all(bits == ubatch<A>(0u)); }
+};
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p) {
+  return widen_i8<A>(p, A{});
+}
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p) {
+  store_low_bytes<A>(x, p, A{});
+}
+
+/// Loads W row elements as f32.
+template <class A>
+inline fbatch<A> load(const float* p) {
+  return fbatch<A>::load_unaligned(p);
+}
+template <class A>
+inline fbatch<A> load(const half* p) {
+  return load_f16<A>(p, A{});
+}
+
+/// Stores W f32 lanes as row elements.
+template <class A>
+inline void store(const fbatch<A>& x, float* p) {
+  x.store_unaligned(p);
+}
+template <class A>
+inline void store(const fbatch<A>& x, half* p) {
+  store_f16<A>(x, p, A{});
+}
+
+/// x86 CPUs with AVX2 all have F16C in practice, but it is its own CPUID bit (leaf 1, ECX bit 29).
+inline bool cpu_has_f16c() {
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace simd
+KPC_END_NAMESPACE
+
+#endif  // KPC_SIMD_ARCH_HPP

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT
+// The xsimd backend as a kernel provider for detail/slab.hpp, and its kernel_table.
+#ifndef KPC_SIMD_KERNELS_HPP
+#define KPC_SIMD_KERNELS_HPP
+
+#include <cstddef>
+#include <type_traits>
+
+#include "../detail/kernel_table.hpp"
+#include "../detail/slab.hpp"
+#include "arch.hpp"
+#include "per_channel.hpp"
+#include "per_token.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace simd {
+
+/// xsimd kernels for arch A, shaped like detail::ref_provider.
+template <class A>
+struct provider {
+  template <int Bits, int G, class T>
+  static errc encode_k_tile(const T* src, std::size_t stride, int tokens, std::size_t channels, std::byte* tile) {
+    return k_tile<A, Bits, G>::encode(src, stride, tokens, channels, tile);
+  }
+  template <int Bits, int G, class T>
+  static errc decode_k_tile(const std::byte* tile, int tokens, std::size_t channels, T* dst, std::size_t stride) {
+    return k_tile<A, Bits, G>::decode(tile, tokens, channels, dst, stride);
+  }
+  template <int Bits, int G>
+  static errc scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
+    return k_tile<A, Bits, G>::scores(q, tile, tokens, channels, out);
+  }
+
+  template <class Block, class T>
+  static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
+    for (std::size_t b = 0; b < channels / Block::values; ++b) {
+      const errc status = block_kernels<A, Block>::encode(src + b * Block::values, row + b * Block::bytes);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  template <class Block, class T>
+  static errc decode_row(const std::byte* row, std::size_t channels, T* dst) {
+    for (std::size_t b = 0; b < channels / Block::values; ++b) {
+      const errc status = block_kernels<A, Block>::decode(row + b * Block::bytes, dst + b * Block::values);
+      if (status != errc::ok) return status;
+    }
+    return errc::ok;
+  }
+  template <class Block>
+  static void scores(const float* q, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    block_kernels<A, Block>::scores(q, rows, tokens, channels, out);
+  }
+  template <class Block>
+  static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    block_kernels<A, Block>::accumulate(w, rows, tokens, channels, out);
+  }
+};
+
+/// The kernel_table level of an xsimd arch (xsimd archs inherit from the ones they extend).
+template <class A>
+constexpr int isa_of() {
+  using namespace KPC_KERNELS_ABI;
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return isa_avx512;
+  else if constexpr (std::is_base_of_v<xsimd::avx2, A>) return isa_avx2;
+  else if constexpr (std::is_base_of_v<xsimd::avx, A>) return isa_avx;
+  else if constexpr (std::is_base_of_v<xsimd::sse4_1, A>) return isa_sse4_2;
+  else if constexpr (std::is_base_of_v<xsimd::sse2, A>) return isa_sse2;
+  else if constexpr (std::is_base_of_v<xsimd::neon, A>) return isa_neon;
+  else return isa_scalar;
+}
+
+/// The table of arch A (one per arch and translation-unit namespace).
+template <class A>
+const detail::kernel_table& table() {
+  static const detail::kernel_table kernels = detail::make_table<provider<A>>(isa_of<A>());
+  return kernels;
+}
+
+/// The table for what this translation unit was compiled for, or null when that is no SIMD at all.
+template <class A>
+const detail::kernel_table* compile_time_table() {
+  if constexpr (isa_of<A>() == KPC_KERNELS_ABI::isa_scalar) return nullptr;
+  else return &table<A>();
+}
+
+}  // namespace simd
+KPC_END_NAMESPACE
+
+#endif  // KPC_SIMD_KERNELS_HPP
