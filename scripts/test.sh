@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: MIT
 # kpc's whole test suite, as CI runs it: a g++ build and a clang build (warnings are errors, tests,
 # examples, benchmark smoke runs, build-system tests, nvcc compiling the device code when the CUDA
-# toolkit is present, ggml byte-identity against gguf-py), then the tests again under ASan + UBSan.
+# toolkit is present, ggml byte-identity against gguf-py), an AArch64 cross build whose tests run
+# under qemu-aarch64 user-mode emulation, then the tests again under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev
+bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user
 jobs="$(nproc)"
 
 cuda=()
@@ -35,6 +36,9 @@ suite() {
 
 suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}"
 suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON
+# ARM without ARM hardware: Debian's cross g++, and ctest runs every binary under qemu-aarch64.
+suite aarch64 "-DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
+  -DKPC_WERROR=ON -DKPC_BUILD_EXAMPLES=ON -DKPC_BUILD_BENCHMARKS=OFF -DKPC_BUILD_CUDA=OFF "${ggml[@]}"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ -DKPC_SANITIZE=address,undefined \
   -DKPC_BUILD_EXAMPLES=OFF "${ggml[@]}"

@@ -3,7 +3,7 @@
 """kpc's q4_0, q4_1 and q8_0 bytes against llama.cpp's own Python port of ggml's reference
 quantizers (gguf.quants, PyPI package `gguf`): the formats must be byte-identical.
 
-usage: crosscheck.py path/to/kpc_encode_file   (KPC_TEST_SEED replays a run)
+usage: crosscheck.py [emulator args...] path/to/kpc_encode_file   (KPC_TEST_SEED replays a run)
 """
 import os
 import subprocess
@@ -52,7 +52,7 @@ def slabs(rng):
 
 
 def main():
-    tool = sys.argv[1]
+    tool = sys.argv[1:]  # the tool, possibly behind an emulator (cross builds)
     seed = int(os.environ.get("KPC_TEST_SEED", np.random.SeedSequence().entropy % 2**63))
     print(f"ggml cross-check: seed {seed} (replay with KPC_TEST_SEED={seed})")
     rng = np.random.default_rng(seed)
@@ -64,7 +64,7 @@ def main():
             x.tofile(path)
             for fmt, qtype in FORMATS.items():
                 out = os.path.join(tmp, "out.bin")
-                subprocess.run([tool, fmt, str(x.shape[0]), str(x.shape[1]), path, out], check=True)
+                subprocess.run(tool + [fmt, str(x.shape[0]), str(x.shape[1]), path, out], check=True)
                 ours = np.fromfile(out, dtype=np.uint8)
                 theirs = quantize(x, qtype).reshape(-1)
                 if ours.shape != theirs.shape or not np.array_equal(ours, theirs):

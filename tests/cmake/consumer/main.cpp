@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <kpc/kpc.hpp>
@@ -14,7 +15,7 @@ int main() {
   std::vector<float> back(k.size());
   KQ::decode(bytes.data(), tokens, channels, back.data());
   double worst = 0.0;
-  for (std::size_t i = 0; i < k.size(); ++i) worst = std::fmax(worst, std::fabs(k[i] - back[i]));
+  for (std::size_t i = 0; i < k.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(k[i] - back[i])));
   std::printf("kpc %d.%d.%d consumer: largest error %.4f\n", KPC_VERSION_MAJOR, KPC_VERSION_MINOR, KPC_VERSION_PATCH, worst);
   return worst < 2.0 / 15 / 2 + 0.01 ? 0 : 1;  // range 2 over 15 steps: half a step plus metadata rounding
 }
