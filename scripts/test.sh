@@ -6,7 +6,7 @@
 # under qemu-aarch64 user-mode emulation, then the tests again under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev g++-aarch64-linux-gnu qemu-user
+bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev libxsimd-dev xtl-dev g++-aarch64-linux-gnu qemu-user
 jobs="$(nproc)"
 
 cuda=()
@@ -29,7 +29,7 @@ suite() {
   local name="$1"
   shift
   echo "=== kpc: $name"
-  cmake -S . -B "build/$name" "$@"
+  cmake -S . -B "build/$name" -DKPC_REQUIRE_XSIMD=ON "$@"
   cmake --build "build/$name" -j "$jobs"
   (cd "build/$name" && ctest --output-on-failure -j "$jobs")
 }

@@ -194,6 +194,114 @@ inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_ar
 }
 #endif
 
+// ---- the smallest / largest lane (lanes hold no NaN; which of -0 and +0 wins is unspecified) -------
+
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  x.store_aligned(lanes);
+  float m = lanes[0];
+  for (float lane : lanes) m = lane < m ? lane : m;
+  return m;
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  x.store_aligned(lanes);
+  float m = lanes[0];
+  for (float lane : lanes) m = lane > m ? lane : m;
+  return m;
+}
+#if XSIMD_WITH_SSE2
+namespace x86 {
+inline __m128 min4(__m128 v) {
+  v = _mm_min_ps(v, _mm_movehl_ps(v, v));
+  return _mm_min_ss(v, _mm_shuffle_ps(v, v, 1));
+}
+inline __m128 max4(__m128 v) {
+  v = _mm_max_ps(v, _mm_movehl_ps(v, v));
+  return _mm_max_ss(v, _mm_shuffle_ps(v, v, 1));
+}
+}  // namespace x86
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::sse2>) {
+  return _mm_cvtss_f32(x86::min4(x));
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::sse2>) {
+  return _mm_cvtss_f32(x86::max4(x));
+}
+#endif
+#if XSIMD_WITH_AVX
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::avx>) {
+  const __m256 v = x;
+  return _mm_cvtss_f32(x86::min4(_mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))));
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::avx>) {
+  const __m256 v = x;
+  return _mm_cvtss_f32(x86::max4(_mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))));
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::avx512f>) {
+  return _mm512_reduce_min_ps(x);
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::avx512f>) {
+  return _mm512_reduce_max_ps(x);
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::neon64>) {
+  return vminvq_f32(x);
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::neon64>) {
+  return vmaxvq_f32(x);
+}
+#endif
+
+// ---- a comparison's lanes as bits (lane i -> bit i) ----------------------------------------------------
+
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<portable_arch>) {
+  alignas(64) float lanes[fbatch<A>::size];
+  xsimd::select(b, fbatch<A>(1.0f), fbatch<A>(0.0f)).store_aligned(lanes);
+  std::uint32_t mask = 0;
+  for (std::size_t i = 0; i < fbatch<A>::size; ++i) mask |= (lanes[i] != 0.0f ? 1u : 0u) << i;
+  return mask;
+}
+#if XSIMD_WITH_SSE2
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::sse2>) {
+  return static_cast<std::uint32_t>(_mm_movemask_ps(b));
+}
+#endif
+#if XSIMD_WITH_AVX
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::avx>) {
+  return static_cast<std::uint32_t>(_mm256_movemask_ps(b));
+}
+#endif
+#if XSIMD_WITH_AVX512F
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::avx512f>) {
+  return static_cast<std::uint32_t>(static_cast<__mmask16>(b));
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::neon64>) {
+  static const int32_t shifts[4] = {0, 1, 2, 3};
+  const uint32x4_t bits = vshlq_u32(vshrq_n_u32(b, 31), vld1q_s32(shifts));
+  return vaddvq_u32(bits);
+}
+#endif
+
 // ---- W bytes widened to W int32 lanes (zero- or sign-extended) -----------------------------------
 
 template <class A>
@@ -304,7 +412,224 @@ inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsim
 }
 #endif
 
+// ---- Bits words of W channels <-> each channel's Bits consecutive words --------------------------------
+// A K tile stores each channel's packed group as Bits little-endian words; the kernels build them
+// with channels as lanes. store_groups/load_groups transpose between the two in registers (going
+// through memory costs a store-forwarding stall per word). Lane l's group is at first + l * stride.
+
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<portable_arch>) {
+  alignas(64) std::uint32_t lanes[Bits][ubatch<A>::size];
+  for (int k = 0; k < Bits; ++k) words[k].store_aligned(lanes[k]);
+  for (std::size_t l = 0; l < ubatch<A>::size; ++l)
+    for (int k = 0; k < Bits; ++k) detail::store_u32le(first + l * stride + 4 * k, lanes[k][l]);
+}
+
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<portable_arch>) {
+  alignas(64) std::uint32_t lanes[Bits][ubatch<A>::size];
+  for (std::size_t l = 0; l < ubatch<A>::size; ++l)
+    for (int k = 0; k < Bits; ++k) lanes[k][l] = detail::load_u32le(first + l * stride + 4 * k);
+  for (int k = 0; k < Bits; ++k) words[k] = ubatch<A>::load_aligned(lanes[k]);
+}
+
+#if XSIMD_WITH_SSE4_1 && !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+namespace x86 {
+/// Four lanes (channels) of Bits words each: store channel l's words at p[l].
+template <int Bits>
+inline void store_4(const __m128i* w, std::byte* const* p) {
+  const __m128i ab_lo = _mm_unpacklo_epi32(w[0], w[1]);  // a0 b0 a1 b1
+  const __m128i ab_hi = _mm_unpackhi_epi32(w[0], w[1]);  // a2 b2 a3 b3
+  if constexpr (Bits == 4) {
+    const __m128i cd_lo = _mm_unpacklo_epi32(w[2], w[3]);
+    const __m128i cd_hi = _mm_unpackhi_epi32(w[2], w[3]);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p[0]), _mm_unpacklo_epi64(ab_lo, cd_lo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p[1]), _mm_unpackhi_epi64(ab_lo, cd_lo));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p[2]), _mm_unpacklo_epi64(ab_hi, cd_hi));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p[3]), _mm_unpackhi_epi64(ab_hi, cd_hi));
+  } else {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p[0]), ab_lo);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p[1]), _mm_unpackhi_epi64(ab_lo, ab_lo));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p[2]), ab_hi);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(p[3]), _mm_unpackhi_epi64(ab_hi, ab_hi));
+    if constexpr (Bits == 3) {  // the third word of each channel: 4 bytes, no more (the next group follows)
+      const std::int32_t c[4] = {_mm_cvtsi128_si32(w[2]), _mm_extract_epi32(w[2], 1), _mm_extract_epi32(w[2], 2),
+                                 _mm_extract_epi32(w[2], 3)};
+      for (int l = 0; l < 4; ++l) std::memcpy(p[l] + 8, &c[l], 4);
+    }
+  }
+}
+
+/// The inverse: load four channels' Bits words from p[l] into word vectors.
+template <int Bits>
+inline void load_4(const std::byte* const* p, __m128i* w) {
+  if constexpr (Bits == 4) {
+    const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0]));
+    const __m128i r1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[1]));
+    const __m128i r2 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[2]));
+    const __m128i r3 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p[3]));
+    const __m128i t0 = _mm_unpacklo_epi32(r0, r1), t1 = _mm_unpackhi_epi32(r0, r1);
+    const __m128i t2 = _mm_unpacklo_epi32(r2, r3), t3 = _mm_unpackhi_epi32(r2, r3);
+    w[0] = _mm_unpacklo_epi64(t0, t2);
+    w[1] = _mm_unpackhi_epi64(t0, t2);
+    w[2] = _mm_unpacklo_epi64(t1, t3);
+    w[3] = _mm_unpackhi_epi64(t1, t3);
+  } else {
+    const __m128i r01 = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[0])),
+                                           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[1])));  // a0 b0 a1 b1
+    const __m128i r23 = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[2])),
+                                           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p[3])));  // a2 b2 a3 b3
+    const __m128i a = _mm_shuffle_epi32(r01, _MM_SHUFFLE(3, 1, 2, 0));  // a0 a1 b0 b1
+    const __m128i b = _mm_shuffle_epi32(r23, _MM_SHUFFLE(3, 1, 2, 0));  // a2 a3 b2 b3
+    w[0] = _mm_unpacklo_epi64(a, b);
+    w[1] = _mm_unpackhi_epi64(a, b);
+    if constexpr (Bits == 3) {
+      std::int32_t c[4];
+      for (int l = 0; l < 4; ++l) std::memcpy(&c[l], p[l] + 8, 4);
+      w[2] = _mm_setr_epi32(c[0], c[1], c[2], c[3]);
+    }
+  }
+}
+}  // namespace x86
+
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<xsimd::sse4_1>) {
+  __m128i w[Bits];
+  for (int k = 0; k < Bits; ++k) w[k] = words[k];
+  std::byte* const p[4] = {first, first + stride, first + 2 * stride, first + 3 * stride};
+  x86::store_4<Bits>(w, p);
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<xsimd::sse4_1>) {
+  const std::byte* const p[4] = {first, first + stride, first + 2 * stride, first + 3 * stride};
+  __m128i w[Bits];
+  x86::load_4<Bits>(p, w);
+  for (int k = 0; k < Bits; ++k) words[k] = w[k];
+}
+#if XSIMD_WITH_AVX2
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<xsimd::avx2>) {
+  __m128i lo[Bits], hi[Bits];
+  for (int k = 0; k < Bits; ++k) {
+    const __m256i v = words[k];
+    lo[k] = _mm256_castsi256_si128(v);
+    hi[k] = _mm256_extracti128_si256(v, 1);
+  }
+  std::byte* const p[8] = {first,              first + stride,     first + 2 * stride, first + 3 * stride,
+                           first + 4 * stride, first + 5 * stride, first + 6 * stride, first + 7 * stride};
+  x86::store_4<Bits>(lo, p);
+  x86::store_4<Bits>(hi, p + 4);
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<xsimd::avx2>) {
+  const std::byte* const p[8] = {first,              first + stride,     first + 2 * stride, first + 3 * stride,
+                                 first + 4 * stride, first + 5 * stride, first + 6 * stride, first + 7 * stride};
+  __m128i lo[Bits], hi[Bits];
+  x86::load_4<Bits>(p, lo);
+  x86::load_4<Bits>(p + 4, hi);
+  for (int k = 0; k < Bits; ++k) words[k] = _mm256_setr_m128i(lo[k], hi[k]);
+}
+#endif
+#endif
+#if XSIMD_WITH_NEON64
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<xsimd::neon64>) {
+  const uint32x4x2_t ab = vtrnq_u32(words[0], words[1]);  // a0 b0 a2 b2 | a1 b1 a3 b3
+  auto at = [&](int l) { return reinterpret_cast<std::uint32_t*>(first + l * stride); };
+  if constexpr (Bits == 4) {
+    const uint32x4x2_t cd = vtrnq_u32(words[2], words[3]);
+    vst1q_u32(at(0), vcombine_u32(vget_low_u32(ab.val[0]), vget_low_u32(cd.val[0])));
+    vst1q_u32(at(1), vcombine_u32(vget_low_u32(ab.val[1]), vget_low_u32(cd.val[1])));
+    vst1q_u32(at(2), vcombine_u32(vget_high_u32(ab.val[0]), vget_high_u32(cd.val[0])));
+    vst1q_u32(at(3), vcombine_u32(vget_high_u32(ab.val[1]), vget_high_u32(cd.val[1])));
+  } else {
+    vst1_u32(at(0), vget_low_u32(ab.val[0]));
+    vst1_u32(at(1), vget_low_u32(ab.val[1]));
+    vst1_u32(at(2), vget_high_u32(ab.val[0]));
+    vst1_u32(at(3), vget_high_u32(ab.val[1]));
+    if constexpr (Bits == 3) {
+      const uint32x4_t c = words[2];
+      vst1q_lane_u32(at(0) + 2, c, 0);
+      vst1q_lane_u32(at(1) + 2, c, 1);
+      vst1q_lane_u32(at(2) + 2, c, 2);
+      vst1q_lane_u32(at(3) + 2, c, 3);
+    }
+  }
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<xsimd::neon64>) {
+  auto at = [&](int l) { return reinterpret_cast<const std::uint32_t*>(first + l * stride); };
+  if constexpr (Bits == 4) {
+    const uint32x4x2_t r01 = vtrnq_u32(vld1q_u32(at(0)), vld1q_u32(at(1)));  // a0 b0 a2 b2 | a1 b1 a3 b3 (lane-wise)
+    const uint32x4x2_t r23 = vtrnq_u32(vld1q_u32(at(2)), vld1q_u32(at(3)));
+    words[0] = vcombine_u32(vget_low_u32(r01.val[0]), vget_low_u32(r23.val[0]));
+    words[1] = vcombine_u32(vget_low_u32(r01.val[1]), vget_low_u32(r23.val[1]));
+    words[2] = vcombine_u32(vget_high_u32(r01.val[0]), vget_high_u32(r23.val[0]));
+    words[3] = vcombine_u32(vget_high_u32(r01.val[1]), vget_high_u32(r23.val[1]));
+  } else {
+    const uint32x4x2_t r01 = vtrnq_u32(vcombine_u32(vld1_u32(at(0)), vld1_u32(at(2))),
+                                       vcombine_u32(vld1_u32(at(1)), vld1_u32(at(3))));
+    words[0] = r01.val[0];  // a0 a1 a2 a3
+    words[1] = r01.val[1];  // b0 b1 b2 b3
+    if constexpr (Bits == 3) {
+      uint32x4_t c = vdupq_n_u32(0);
+      c = vld1q_lane_u32(at(0) + 2, c, 0);
+      c = vld1q_lane_u32(at(1) + 2, c, 1);
+      c = vld1q_lane_u32(at(2) + 2, c, 2);
+      c = vld1q_lane_u32(at(3) + 2, c, 3);
+      words[2] = c;
+    }
+  }
+}
+#endif
+
 // ---- binary16 <-> f32 (round to nearest even, like fp32_to_fp16_bits) ------------------------------
+
+/// One binary16 field (a block's d or m) as f32, and back (round to nearest even).
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<portable_arch>) {
+  return fp16_bits_to_fp32(bits);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<portable_arch>) {
+  return fp32_to_fp16_bits(value);
+}
+#if defined(__F16C__)
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::sse2>) {
+  return _cvtsh_ss(bits);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::sse2>) {
+  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+}
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::avx>) {
+  return _cvtsh_ss(bits);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::avx>) {
+  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+}
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::avx512f>) {
+  return _cvtsh_ss(bits);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::avx512f>) {
+  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::neon64>) {
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::neon64>) {
+  return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(value))), 0);
+}
+#endif
 
 template <class A>
 inline fbatch<A> load_f16(const half* p, requires_arch<portable_arch>) {
@@ -366,6 +691,34 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>)
 template <class A>
 inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y) {
   return mul_rounded<A>(x, y, A{});
+}
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b) {
+  return to_mask<A>(b, A{});
+}
+template <class A>
+inline float reduce_min(const fbatch<A>& x) {
+  return reduce_min<A>(x, A{});
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x) {
+  return reduce_max<A>(x, A{});
+}
+template <class A>
+inline float half_to_float(std::uint16_t bits) {
+  return half_to_float<A>(bits, A{});
+}
+template <class A>
+inline std::uint16_t float_to_half(float value) {
+  return float_to_half<A>(value, A{});
+}
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride) {
+  store_groups<Bits, A>(words, first, stride, A{});
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words) {
+  load_groups<Bits, A>(first, stride, words, A{});
 }
 template <class A>
 inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y) {

@@ -33,11 +33,7 @@ struct provider {
 
   template <class Block, class T>
   static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
-    for (std::size_t b = 0; b < channels / Block::values; ++b) {
-      const errc status = block_kernels<A, Block>::encode(src + b * Block::values, row + b * Block::bytes);
-      if (status != errc::ok) return status;
-    }
-    return errc::ok;
+    return block_kernels<A, Block>::encode_row(src, channels, row);
   }
   template <class Block, class T>
   static errc decode_row(const std::byte* row, std::size_t channels, T* dst) {

@@ -82,21 +82,34 @@ struct k_tile {
     float* const scales = mins + channels;
     const std::size_t vector_channels = channels / W * W;
 
-    // Step 1: each channel's range over the tile's tokens, W channels at a time.
+    // Step 1: each channel's range over the tile's tokens, in token order (so ties keep the first
+    // value). Blocks of `block` vectors keep their extremes in registers over all rows.
     finite_probe<A> probe;
-    for (std::size_t c = 0; c < vector_channels; c += W) {
-      F mn = load<A>(src + c), mx = mn;
-      probe.add(mn);
-      for (int t = 1; t < tokens; ++t) {
-        const F x = load<A>(src + static_cast<std::size_t>(t) * stride + c);
-        probe.add(x);
-        mn = running_min<A>(x, mn);
-        mx = running_max<A>(x, mx);
+    auto ranges = [&](std::size_t first, auto block_constant) {
+      constexpr std::size_t block = decltype(block_constant)::value;
+      F mn[block], mx[block];
+      for (std::size_t b = 0; b < block; ++b) {
+        mn[b] = mx[b] = load<A>(src + first + b * W);
+        probe.add(mn[b]);
       }
-      const F scale = div_rounded<A>(mx - mn, F(max_code));
-      mn.store_unaligned(mins + c);
-      xsimd::select(scale == F(0.0f), F(1.0f), scale).store_unaligned(scales + c);
-    }
+      for (int t = 1; t < tokens; ++t) {
+        const T* row = src + static_cast<std::size_t>(t) * stride + first;
+        for (std::size_t b = 0; b < block; ++b) {
+          const F x = load<A>(row + b * W);
+          probe.add(x);
+          mn[b] = running_min<A>(x, mn[b]);
+          mx[b] = running_max<A>(x, mx[b]);
+        }
+      }
+      for (std::size_t b = 0; b < block; ++b) {
+        const F scale = div_rounded<A>(mx[b] - mn[b], F(max_code));
+        mn[b].store_unaligned(mins + first + b * W);
+        xsimd::select(scale == F(0.0f), F(1.0f), scale).store_unaligned(scales + first + b * W);
+      }
+    };
+    std::size_t c = 0;
+    for (; c + 4 * W <= vector_channels; c += 4 * W) ranges(c, std::integral_constant<std::size_t, 4>{});
+    for (; c < vector_channels; c += W) ranges(c, std::integral_constant<std::size_t, 1>{});
     bool finite = probe.all_finite();
     for (std::size_t c = vector_channels; c < channels; ++c) {
       const ref::value_range range = ref::channel_range(src, stride, tokens, c);
@@ -157,7 +170,7 @@ struct k_tile {
           if constexpr (bit % 32 + Bits > 32) words[bit / 32 + 1] |= code >> (32 - bit % 32);
         };
         if (present > 0) unroll<format::group_values>(place);
-        store_groups(words, tile, channels, c, g);
+        simd::store_groups<Bits, A>(words.data(), group_of(tile, channels, c, g), layout::channel_code_bytes);
       }
     }
     for (std::size_t c = vector_channels; c < channels; ++c)
@@ -182,7 +195,8 @@ struct k_tile {
       for (int g = 0; g < groups; ++g) {
         const int present = tokens - g * format::group_values;
         if (present <= 0) break;
-        const std::array<U, Bits> words = load_groups(tile, channels, c, g);
+        std::array<U, Bits> words;
+        simd::load_groups<Bits, A>(group_of(tile, channels, c, g), layout::channel_code_bytes, words.data());
         auto emit = [&](auto j_constant) {
           constexpr int j = decltype(j_constant)::value;
           if (j >= present) return;
@@ -259,25 +273,10 @@ struct k_tile {
     return code & U((1u << Bits) - 1u);
   }
 
-  /// Lane l's words are channel c + l's group g: a W x Bits transpose through memory.
-  static void store_groups(const std::array<U, Bits>& words, std::byte* tile, std::size_t channels, std::size_t c, int g) {
-    alignas(64) std::uint32_t lanes[Bits][W];
-    for (int k = 0; k < Bits; ++k) words[k].store_aligned(lanes[k]);
-    for (std::size_t l = 0; l < W; ++l) {
-      std::byte* group = tile + layout::offset_channel_codes(channels, c + l) + g * format::group_bytes<Bits>;
-      for (int k = 0; k < Bits; ++k) detail::store_u32le(group + 4 * k, lanes[k][l]);
-    }
-  }
-
-  static std::array<U, Bits> load_groups(const std::byte* tile, std::size_t channels, std::size_t c, int g) {
-    alignas(64) std::uint32_t lanes[Bits][W];
-    for (std::size_t l = 0; l < W; ++l) {
-      const std::byte* group = tile + layout::offset_channel_codes(channels, c + l) + g * format::group_bytes<Bits>;
-      for (int k = 0; k < Bits; ++k) lanes[k][l] = detail::load_u32le(group + 4 * k);
-    }
-    std::array<U, Bits> words;
-    for (int k = 0; k < Bits; ++k) words[k] = U::load_aligned(lanes[k]);
-    return words;
+  /// Channel c's group g.
+  template <class Byte>
+  static Byte* group_of(Byte* tile, std::size_t channels, std::size_t c, int g) {
+    return tile + layout::offset_channel_codes(channels, c) + g * format::group_bytes<Bits>;
   }
 
   /// One group's 32 codes as int32 vectors of W consecutive tokens.

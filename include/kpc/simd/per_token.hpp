@@ -33,80 +33,35 @@ struct block_kernels {
   static constexpr bool has_min = !symmetric && bits != 8;
   using codes_t = std::array<I, per_block>;
 
-  /// ref::encode_v_block / ref::encode_q4_0_block.
+  /// ref::encode_v_block / ref::encode_q4_0_block over a token's row of blocks, in two passes:
+  /// every block's scale (and minimum) first, so the blocks' divisions overlap, then the codes.
   template <class T>
-  static errc encode(const T* src, std::byte* block) {
-    std::array<F, per_block> x;
-    finite_probe<A> probe;
-    for (std::size_t v = 0; v < per_block; ++v) {
-      x[v] = load<A>(src + v * W);
-      probe.add(x[v]);
+  static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
+    const std::size_t blocks = channels / format::group_values;
+    float* const bases = scratch_floats(2 * blocks);  // per block: the value subtracted, and 1/d
+    float* const inverses = bases + blocks;
+    errc status = errc::ok;
+    for (std::size_t b = 0; b < blocks; ++b) {
+      const errc block_status = encode_meta(src + b * format::group_values, row + b * Block::bytes, bases[b], inverses[b]);
+      if (status == errc::ok) status = block_status;
     }
-    const bool finite = probe.all_finite();
-    if constexpr (has_min) {
-      F mn(FLT_MAX), mx(-FLT_MAX);
-      for (const F& xv : x) {
-        mn = running_min<A>(xv, mn);
-        mx = running_max<A>(xv, mx);
-      }
-      float min = FLT_MAX, max = -FLT_MAX;
-      alignas(64) float lanes[W];
-      mn.store_aligned(lanes);
-      for (float lane : lanes)
-        if (lane < min) min = lane;
-      mx.store_aligned(lanes);
-      for (float lane : lanes)
-        if (lane > max) max = lane;
-      if (min == 0.0f) min = first_zero(src);
-      if (max == 0.0f) max = first_zero(src);
-      const float d = detail::div_rounded(max - min, static_cast<float>(Block::max_code));
-      const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
-      const std::uint16_t d_h = fp32_to_fp16_bits(d);
-      const std::uint16_t m_h = fp32_to_fp16_bits(min);
-      detail::store_u16le(block + Block::offset_scale, d_h);
-      detail::store_u16le(block + Block::offset_min, m_h);
+    for (std::size_t b = 0; b < blocks; ++b) {
+      const T* x = src + b * format::group_values;
+      std::byte* codes_out = row + b * Block::bytes + Block::offset_codes;
       codes_t codes;
-      for (std::size_t v = 0; v < per_block; ++v)
-        codes[v] = code_of(mul_rounded<A>(x[v] - F(min), F(inverse)) + F(0.5f), Block::max_code);
-      pack(codes, block + Block::offset_codes);
-      return ref::block_status(finite, fp16_bits_finite(d_h) && fp16_bits_finite(m_h));
-    } else {
-      F largest(0.0f);
-      for (const F& xv : x) largest = running_max<A>(xsimd::abs(xv), largest);
-      float abs_max = 0.0f;
-      alignas(64) float lanes[W];
-      largest.store_aligned(lanes);
-      for (float lane : lanes)
-        if (lane > abs_max) abs_max = lane;
-      const std::size_t codes_at = symmetric ? format::q4_0_block::offset_codes : Block::offset_codes;
-      if constexpr (symmetric) {
-        float signed_max = 0.0f;  // the first value of largest magnitude, as ggml picks it
-        for (int j = 0; j < format::group_values && abs_max != 0.0f; ++j) {
-          const float value = to_float(src[j]);
-          if ((value < 0.0f ? -value : value) == abs_max) {
-            signed_max = value;
-            break;
-          }
+      for (std::size_t v = 0; v < per_block; ++v) {
+        const F xv = load<A>(x + v * W);
+        if constexpr (bits == 8) {
+          store_low_bytes<A>(round_away_clamp(xv * F(inverses[b])), codes_out + v * W);
+        } else if constexpr (symmetric) {
+          codes[v] = code_of(mul_rounded<A>(xv, F(inverses[b])) + F(8.5f), 15u);
+        } else {
+          codes[v] = code_of(mul_rounded<A>(xv - F(bases[b]), F(inverses[b])) + F(0.5f), Block::max_code);
         }
-        const float d = detail::div_rounded(signed_max, -8.0f);
-        const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
-        const std::uint16_t d_h = fp32_to_fp16_bits(d);
-        detail::store_u16le(block + format::q4_0_block::offset_scale, d_h);
-        codes_t codes;
-        for (std::size_t v = 0; v < per_block; ++v)
-          codes[v] = code_of(mul_rounded<A>(x[v], F(inverse)) + F(8.5f), 15u);
-        pack(codes, block + codes_at);
-        return ref::block_status(finite, fp16_bits_finite(d_h));
-      } else {
-        const float d = detail::div_rounded(abs_max, 127.0f);
-        const float inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
-        const std::uint16_t d_h = fp32_to_fp16_bits(d);
-        detail::store_u16le(block + Block::offset_scale, d_h);
-        for (std::size_t v = 0; v < per_block; ++v)
-          store_low_bytes<A>(round_away_clamp(x[v] * F(inverse)), block + codes_at + v * W);
-        return ref::block_status(finite, fp16_bits_finite(d_h));
       }
+      if constexpr (bits != 8) pack(codes, codes_out);
     }
+    return status;
   }
 
   /// ref::decode_v_block / ref::decode_q4_0_block.
@@ -180,6 +135,65 @@ struct block_kernels {
   }
 
  private:
+  /// A block's d (and m) as ggml computes them, stored in the block; `base` (min, or 0) and
+  /// `inverse` (1/d, or 0) are what its codes need.
+  template <class T>
+  static errc encode_meta(const T* src, std::byte* block, float& base, float& inverse) {
+    std::array<F, per_block> x;
+    finite_probe<A> probe;
+    for (std::size_t v = 0; v < per_block; ++v) {
+      x[v] = load<A>(src + v * W);
+      probe.add(x[v]);
+    }
+    const bool finite = probe.all_finite();
+    if constexpr (has_min) {
+      F mn(FLT_MAX), mx(-FLT_MAX);
+      for (const F& xv : x) {
+        mn = running_min<A>(xv, mn);
+        mx = running_max<A>(xv, mx);
+      }
+      float min = reduce_min<A>(mn), max = reduce_max<A>(mx);
+      if (min == 0.0f) min = first_zero(src);
+      if (max == 0.0f) max = first_zero(src);
+      const float d = detail::div_rounded(max - min, static_cast<float>(Block::max_code));
+      base = min;
+      inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
+      const std::uint16_t d_h = float_to_half<A>(d);
+      const std::uint16_t m_h = float_to_half<A>(min);
+      detail::store_u16le(block + Block::offset_scale, d_h);
+      detail::store_u16le(block + Block::offset_min, m_h);
+      return ref::block_status(finite, fp16_bits_finite(d_h) && fp16_bits_finite(m_h));
+    } else {
+      F largest(0.0f);
+      for (const F& xv : x) largest = running_max<A>(xsimd::abs(xv), largest);
+      const float abs_max = reduce_max<A>(largest);
+      float d;
+      if constexpr (symmetric) {
+        // The first value of largest magnitude, as ggml picks it (0 stays +0: ggml's initial max).
+        float signed_max = 0.0f;
+        if (abs_max != 0.0f) {
+          std::uint32_t hits = 0;
+          for (std::size_t v = 0; v < per_block; ++v) hits |= to_mask<A>(xsimd::abs(x[v]) == F(abs_max)) << (v * W);
+#if defined(__GNUC__) || defined(__clang__)
+          const int first = __builtin_ctz(hits);  // hits != 0: abs_max is one of the lanes
+#else
+          int first = 0;
+          while (((hits >> first) & 1u) == 0) ++first;
+#endif
+          signed_max = to_float(src[first]);
+        }
+        d = detail::div_rounded(signed_max, -8.0f);
+      } else {
+        d = detail::div_rounded(abs_max, 127.0f);
+      }
+      base = 0.0f;
+      inverse = d != 0.0f ? detail::div_rounded(1.0f, d) : 0.0f;
+      const std::uint16_t d_h = float_to_half<A>(d);
+      detail::store_u16le(block + Block::offset_scale, d_h);
+      return ref::block_status(finite, fp16_bits_finite(d_h));
+    }
+  }
+
   /// The block's first zero (ggml's loop keeps it among equal extremes: -0 and +0 compare equal).
   template <class T>
   static float first_zero(const T* src) {
@@ -205,16 +219,18 @@ struct block_kernels {
 
   /// The block's scale and its additive term per code: m (V4, V3), 0 (V8), -8 d (q4_0).
   static bool load_meta(const std::byte* block, float& scale, float& offset) {
+    const std::uint16_t d = detail::load_u16le(block + Block::offset_scale);
+    scale = half_to_float<A>(d);
     if constexpr (symmetric) {
-      const std::uint16_t d = detail::load_u16le(block + format::q4_0_block::offset_scale);
-      scale = fp16_bits_to_fp32(d);
       offset = -8.0f * scale;
       return fp16_bits_finite(d);
+    } else if constexpr (has_min) {
+      const std::uint16_t m = detail::load_u16le(block + Block::offset_min);
+      offset = half_to_float<A>(m);
+      return fp16_bits_finite(d) && fp16_bits_finite(m);
     } else {
-      const ref::block_meta meta = ref::load_v_meta<bits>(block);
-      scale = meta.scale;
-      offset = meta.min;
-      return meta.finite;
+      offset = 0.0f;
+      return fp16_bits_finite(d);
     }
   }
 
