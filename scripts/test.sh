@@ -3,7 +3,7 @@
 # kpc's whole test suite, as CI runs it: a g++ build and a clang build (warnings are errors, tests,
 # examples, benchmark smoke runs, build-system tests, nvcc compiling the device code when the CUDA
 # toolkit is present, ggml byte-identity against gguf-py), an AArch64 cross build whose tests run
-# under qemu-aarch64 user-mode emulation, then the tests again under ASan + UBSan.
+# under qemu-aarch64 user-mode emulation, the tests against xsimd 14, then under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev libxsimd-dev xtl-dev g++-aarch64-linux-gnu qemu-user
@@ -39,6 +39,29 @@ suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR
 # ARM without ARM hardware: Debian's cross g++, and ctest runs every binary under qemu-aarch64.
 suite aarch64 "-DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
   -DKPC_WERROR=ON -DKPC_BUILD_EXAMPLES=ON -DKPC_BUILD_BENCHMARKS=OFF -DKPC_BUILD_CUDA=OFF "${ggml[@]}"
+# xsimd 14 (the current major; Debian ships 8.1): pythran's wheel on PyPI bundles it. Its headers go
+# first on the include path, and the test binary (every backend against the reference) runs on it.
+xsimd_new=build/xsimd-14/include
+if [ ! -f "$xsimd_new/xsimd/xsimd.hpp" ]; then
+  build/venv/bin/python -m pip download -q --no-deps --dest build/wheels pythran==0.19.0
+  build/venv/bin/python - "$xsimd_new" <<'PY'
+import glob, os, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob("build/wheels/pythran-0.19.0-*.whl")[0])
+for name in wheel.namelist():
+    if name.startswith("pythran/xsimd/") and not name.endswith("/"):
+        target = os.path.join(sys.argv[1], "xsimd", name[len("pythran/xsimd/"):])
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "wb") as out:
+            out.write(wheel.read(name))
+PY
+fi
+echo "=== kpc: xsimd 14"
+cmake -S . -B build/xsimd-14-build -DKPC_REQUIRE_XSIMD=ON -DCMAKE_BUILD_TYPE=Release -DKPC_WERROR=ON \
+  "-DCMAKE_CXX_FLAGS=-isystem $PWD/$xsimd_new" -DKPC_BUILD_EXAMPLES=OFF
+cmake --build build/xsimd-14-build --target kpc_tests -j "$jobs"
+build/xsimd-14-build/tests/kpc_tests -s -tc='the backends this binary*' | grep -q "MESSAGE: xsimd 14\." ||
+  { echo "kpc: the xsimd 14 build did not compile against xsimd 14"; exit 1; }
+build/xsimd-14-build/tests/kpc_tests | tail -3
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   suite sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ -DKPC_SANITIZE=address,undefined \
   -DKPC_BUILD_EXAMPLES=OFF "${ggml[@]}"

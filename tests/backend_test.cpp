@@ -181,6 +181,9 @@ void check_format(std::uint64_t stream) {
 TEST_CASE("the backends this binary can run, and the ones it cannot") {
   std::string available;
   for (kpc::isa level : kpc::available_isas()) available += std::string(" ") + kpc::to_string(level);
+#if KPC_SIMD
+  MESSAGE("xsimd " << XSIMD_VERSION_MAJOR << "." << XSIMD_VERSION_MINOR << "." << XSIMD_VERSION_PATCH);
+#endif
   MESSAGE("instruction sets available here:" << available << "; active: " << std::string(kpc::to_string(kpc::active_isa())));
   const auto levels = kpc::available_isas();
   REQUIRE(!levels.empty());

@@ -412,6 +412,111 @@ inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsim
 }
 #endif
 
+// ---- 3-bit groups (code j at bits 3j..3j+2 of 12 bytes) <-> 32 codes as int32 lanes -----------------
+// Eight codes are 24 contiguous bits: broadcast the 32-bit word holding them, shift lane i right by
+// 3i, mask. Words are read at byte 3k (k < 3) or at byte 8 shifted by 8, never past the group.
+
+inline std::uint32_t code3_field(const std::byte* group, int eight) {  // codes 8*eight .. 8*eight+7
+  return eight < 3 ? detail::load_u32le(group + 3 * eight) : detail::load_u32le(group + 8) >> 8;
+}
+
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[32];
+  for (int j = 0; j < 32; ++j) lanes[j] = static_cast<std::int32_t>((code3_field(group, j / 8) >> (3 * (j % 8))) & 7u);
+  for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v] = ibatch<A>::load_aligned(lanes + v * ibatch<A>::size);
+}
+
+/// 32 codes (< 8) into the 12-byte group.
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[32];
+  for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v].store_aligned(lanes + v * ibatch<A>::size);
+  std::uint32_t fields[4] = {};
+  for (int j = 0; j < 32; ++j) fields[j / 8] |= static_cast<std::uint32_t>(lanes[j]) << (3 * (j % 8));
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::sse4_1>) {
+  // Four codes per vector; lane i of codes 4m.. sits at bit 12m + 3i. A multiply by 2^(29 - shift)
+  // moves each lane's code to the top three bits (SSE has no per-lane shift).
+  for (int m = 0; m < 8; ++m) {
+    const int byte = m < 6 ? 12 * m / 8 : 8, shift = 12 * m - 8 * byte;
+    const __m128i word = _mm_set1_epi32(static_cast<std::int32_t>(detail::load_u32le(group + byte)));
+    const __m128i align = _mm_setr_epi32(1 << (29 - shift), 1 << (26 - shift), 1 << (23 - shift), 1 << (20 - shift));
+    codes[m] = _mm_srli_epi32(_mm_mullo_epi32(word, align), 29);
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::sse4_1>) {
+  std::uint32_t fields[4];
+  for (int k = 0; k < 4; ++k) {  // two vectors make one 24-bit field
+    __m128i v = _mm_or_si128(_mm_mullo_epi32(codes[2 * k], _mm_setr_epi32(1, 8, 64, 512)),
+                             _mm_mullo_epi32(codes[2 * k + 1], _mm_setr_epi32(1 << 12, 1 << 15, 1 << 18, 1 << 21)));
+    v = _mm_or_si128(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm_or_si128(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    fields[k] = static_cast<std::uint32_t>(_mm_cvtsi128_si32(v));
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+#endif
+#if XSIMD_WITH_AVX2
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::avx2>) {
+  const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+  for (int k = 0; k < 4; ++k) {
+    const __m256i word = _mm256_set1_epi32(static_cast<std::int32_t>(code3_field(group, k)));
+    codes[k] = _mm256_and_si256(_mm256_srlv_epi32(word, shifts), _mm256_set1_epi32(7));
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::avx2>) {
+  const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+  std::uint32_t fields[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m256i v = _mm256_sllv_epi32(codes[k], shifts);
+    __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+    fields[k] = static_cast<std::uint32_t>(_mm_cvtsi128_si32(x));
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+#endif
+#if XSIMD_WITH_NEON64
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::neon64>) {
+  static const std::int32_t lane_shifts[4] = {0, -3, -6, -9};
+  const int32x4_t shifts = vld1q_s32(lane_shifts);
+  for (int m = 0; m < 8; ++m) {  // codes 4m.. at bit 12m of the little-endian field
+    const int byte = m < 6 ? 12 * m / 8 : 8, shift = 12 * m - 8 * byte;
+    const uint32x4_t word = vdupq_n_u32(detail::load_u32le(group + byte) >> shift);
+    codes[m] = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(word, shifts), vdupq_n_u32(7)));
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::neon64>) {
+  static const std::int32_t lane_shifts[4] = {0, 3, 6, 9};
+  const int32x4_t shifts = vld1q_s32(lane_shifts);
+  std::uint32_t fields[4];
+  for (int k = 0; k < 4; ++k) {  // disjoint bits: the lane sum is their OR
+    fields[k] = vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k]), shifts)) |
+                vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k + 1]), shifts)) << 12;
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+#endif
+
 // ---- Bits words of W channels <-> each channel's Bits consecutive words --------------------------------
 // A K tile stores each channel's packed group as Bits little-endian words; the kernels build them
 // with channels as lanes. store_groups/load_groups transpose between the two in registers (going
@@ -631,18 +736,62 @@ inline std::uint16_t float_to_half(float value, requires_arch<xsimd::neon64>) {
 }
 #endif
 
+// W binary16 values <-> W u32 lanes.
+template <class A>
+inline ibatch<A> widen_u16(const half* p, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[ibatch<A>::size];
+  for (std::size_t i = 0; i < ibatch<A>::size; ++i) lanes[i] = p[i].bits;
+  return ibatch<A>::load_aligned(lanes);
+}
+template <class A>
+inline void narrow_u16(const ibatch<A>& x, half* p, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[ibatch<A>::size];
+  x.store_aligned(lanes);
+  for (std::size_t i = 0; i < ibatch<A>::size; ++i) p[i] = half::from_bits(static_cast<std::uint16_t>(lanes[i]));
+}
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline ibatch<A> widen_u16(const half* p, requires_arch<xsimd::sse4_1>) {
+  return _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline void narrow_u16(const ibatch<A>& x, half* p, requires_arch<xsimd::sse4_1>) {
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(x, x));
+}
+#endif
+
+/// fp16_bits_to_fp32 on W lanes, in integers (exact, and independent of DAZ): normals rebias the
+/// exponent, subnormals are m * 2^-24 (m < 1024 converts exactly), Inf and NaN keep all-ones.
 template <class A>
 inline fbatch<A> load_f16(const half* p, requires_arch<portable_arch>) {
-  alignas(64) float lanes[fbatch<A>::size];
-  for (std::size_t i = 0; i < fbatch<A>::size; ++i) lanes[i] = to_float(p[i]);
-  return fbatch<A>::load_aligned(lanes);
+  using I = ibatch<A>;
+  const I bits = widen_u16<A>(p, A{});
+  const I magnitude = bits & I(0x7FFF);
+  const I normal = (magnitude << 13) + I(0x38000000);
+  const I subnormal = bit_cast<std::int32_t>(xsimd::to_float(magnitude) * fbatch<A>(5.9604644775390625e-8f));
+  const I special = (magnitude << 13) | I(0x7F800000);
+  I out = xsimd::select(magnitude < I(0x0400), subnormal, xsimd::select(magnitude >= I(0x7C00), special, normal));
+  out = out | ((bits & I(0x8000)) << 16);
+  return bit_cast<float>(out);
 }
 
+/// fp32_to_fp16_bits on W lanes: round to nearest even; overflow to Inf; NaN stays NaN. Results
+/// below 2^-14 come from adding 0.5f (whose ulp is 2^-24, the binary16 subnormal step): the
+/// hardware's own round-to-nearest-even then rounds, and f32 denormal inputs give 0 either way.
 template <class A>
 inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>) {
-  alignas(64) float lanes[fbatch<A>::size];
-  x.store_aligned(lanes);
-  for (std::size_t i = 0; i < fbatch<A>::size; ++i) p[i] = half(lanes[i]);
+  using I = ibatch<A>;
+  const I bits = bit_cast<std::int32_t>(x);
+  const I magnitude = bits & I(0x7FFFFFFF);
+  const I nan = I(0x7E00) | ((magnitude >> 13) & I(0x3FF));
+  I rebiased = magnitude - I(0x38000000);
+  rebiased = (rebiased + I(0x0FFF) + ((rebiased >> 13) & I(1))) >> 13;
+  const I subnormal = bit_cast<std::int32_t>(bit_cast<float>(magnitude) + fbatch<A>(0.5f)) - I(0x3F000000);
+  I out = xsimd::select(magnitude >= I(0x38800000), rebiased, subnormal);
+  out = xsimd::select(magnitude >= I(0x477FF000), I(0x7C00), out);
+  out = xsimd::select(magnitude > I(0x7F800000), nan, out);
+  out = out | ((bits >> 16) & I(0x8000));
+  narrow_u16<A>(out, p, A{});
 }
 
 #if defined(__F16C__)
@@ -711,6 +860,14 @@ inline float half_to_float(std::uint16_t bits) {
 template <class A>
 inline std::uint16_t float_to_half(float value) {
   return float_to_half<A>(value, A{});
+}
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes) {
+  unpack3<A>(group, codes, A{});
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group) {
+  pack3<A>(codes, group, A{});
 }
 template <int Bits, class A>
 inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride) {

@@ -297,6 +297,8 @@ struct k_tile {
         for (std::size_t m = 0; m < 4; ++m)
           codes[m * (8 / W) + i] = (bytes >> static_cast<std::int32_t>(2 * m)) & ibatch<A>(0x3);
       }
+    } else if constexpr (Bits == 3) {
+      unpack3<A>(group, codes.data());
     } else {
       alignas(64) std::int32_t lanes[format::group_values];
       for (int j = 0; j < format::group_values; ++j) lanes[j] = static_cast<std::int32_t>(format::code_at<Bits>(group, j));

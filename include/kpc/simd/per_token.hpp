@@ -238,11 +238,7 @@ struct block_kernels {
     if constexpr (bits == 4) {  // byte j = code j | code j + 16 << 4
       for (std::size_t i = 0; i < 16 / W; ++i) store_low_bytes<A>(codes[i] | (codes[16 / W + i] << 4), out + i * W);
     } else {
-      alignas(64) std::int32_t lanes[format::group_values];
-      for (std::size_t v = 0; v < per_block; ++v) codes[v].store_aligned(lanes + v * W);
-      std::uint8_t bytes[format::group_values];
-      for (int j = 0; j < format::group_values; ++j) bytes[j] = static_cast<std::uint8_t>(lanes[j]);
-      format::pack_group<bits>(bytes, out);
+      pack3<A>(codes.data(), out);
     }
   }
 
@@ -258,9 +254,7 @@ struct block_kernels {
         codes[16 / W + i] = bytes >> 4;
       }
     } else {
-      alignas(64) std::int32_t lanes[format::group_values];
-      for (int j = 0; j < format::group_values; ++j) lanes[j] = static_cast<std::int32_t>(format::code_at<bits>(packed, j));
-      for (std::size_t v = 0; v < per_block; ++v) codes[v] = I::load_aligned(lanes + v * W);
+      unpack3<A>(packed, codes.data());
     }
     return codes;
   }
