@@ -700,29 +700,37 @@ inline std::uint16_t float_to_half(float value, requires_arch<portable_arch>) {
   return fp32_to_fp16_bits(value);
 }
 #if defined(__F16C__)
+// The vector forms, not _cvtss_sh: clang's macro for that one uses a compound literal (-Wpedantic).
+inline float f16c_half_to_float(std::uint16_t bits) {
+  return _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
+}
+inline std::uint16_t f16c_float_to_half(float value) {
+  return static_cast<std::uint16_t>(
+      _mm_extract_epi16(_mm_cvtps_ph(_mm_set_ss(value), _MM_FROUND_TO_NEAREST_INT), 0));
+}
 template <class A>
 inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::sse2>) {
-  return _cvtsh_ss(bits);
+  return f16c_half_to_float(bits);
 }
 template <class A>
 inline std::uint16_t float_to_half(float value, requires_arch<xsimd::sse2>) {
-  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+  return f16c_float_to_half(value);
 }
 template <class A>
 inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::avx>) {
-  return _cvtsh_ss(bits);
+  return f16c_half_to_float(bits);
 }
 template <class A>
 inline std::uint16_t float_to_half(float value, requires_arch<xsimd::avx>) {
-  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+  return f16c_float_to_half(value);
 }
 template <class A>
 inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::avx512f>) {
-  return _cvtsh_ss(bits);
+  return f16c_half_to_float(bits);
 }
 template <class A>
 inline std::uint16_t float_to_half(float value, requires_arch<xsimd::avx512f>) {
-  return static_cast<std::uint16_t>(_cvtss_sh(value, _MM_FROUND_TO_NEAREST_INT));
+  return f16c_float_to_half(value);
 }
 #endif
 #if XSIMD_WITH_NEON64
