@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+// Fused decode attention straight from the codes: softmax(scale * q K^T) V for one query row, or
+// for a GQA group of query heads that share one KV head, with an online softmax (the decoded
+// cache never exists in memory).
+#ifndef KPC_ATTENTION_HPP
+#define KPC_ATTENTION_HPP
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <string>
+#include <type_traits>
+
+#include "config.hpp"
+#include "detail/checks.hpp"
+#include "error.hpp"
+
+KPC_BEGIN_NAMESPACE
+
+/// How logits are formed: logit_t = scale * q.k_t, then softcap * tanh(logit_t / softcap) when
+/// softcap > 0 (Gemma 2). sinks, when given, holds one extra logit per query head of the group
+/// that joins the softmax's denominator and carries no value (gpt-oss's attention sinks).
+struct attention_params {
+  float scale = 0.0f;            ///< 0 selects 1 / sqrt(head_dim)
+  float softcap = 0.0f;          ///< 0: no cap
+  const float* sinks = nullptr;  ///< [group] logits, or null
+};
+
+namespace detail {
+
+/// Tokens per online-softmax step: a multiple of every K tile (32, 64, 128). One step's K and V
+/// codes (about 40 KiB for a 128-wide head at 4 bits) stay in L1/L2 while every query head of
+/// the group reads them, so the cache crosses the memory bus once per group.
+inline constexpr std::size_t attention_chunk = 256;
+/// Query heads whose softmax state lives on the stack at once; larger groups take several passes.
+inline constexpr std::size_t attention_heads_per_pass = 16;
+
+template <class Format, class = void>
+struct tokens_per_unit : std::integral_constant<std::size_t, 1> {};
+template <class Format>
+struct tokens_per_unit<Format, std::void_t<decltype(Format::tile_tokens)>>
+    : std::integral_constant<std::size_t, static_cast<std::size_t>(Format::tile_tokens)> {};
+
+inline void check_finite(const float* values, std::size_t count, const char* name) {
+  for (std::size_t i = 0; i < count; ++i)
+    if (!std::isfinite(values[i])) raise(errc::non_finite, std::string(name) + " holds NaN or Inf");
+}
+
+}  // namespace detail
+
+/// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
+/// one KV head: K as a KFormat slab (k, k_bytes), V as a VFormat slab (v, v_bytes). Writes
+/// out[group][head_dim] (must not overlap q). KFormat/VFormat are kpc::Quantizer types, or any
+/// type with the same static encoded_bytes, scores (K) and accumulate (V) members.
+/// tokens = 0 gives zeros. Errors: invalid_shape (group 0, channels the formats cannot take),
+/// buffer_too_small, null_pointer, non_finite (q, scale, softcap or sinks), out_of_range
+/// (softcap < 0). Bytes that no encoder wrote give unspecified values, never an out-of-bounds access.
+template <class KFormat, class VFormat>
+void decode_attention(const float* q, std::size_t group, const std::byte* k, std::size_t k_bytes,
+                      const std::byte* v, std::size_t v_bytes, std::size_t tokens, std::size_t head_dim,
+                      const attention_params& params, float* out) {
+  constexpr std::size_t chunk = detail::attention_chunk;
+  static_assert(chunk % detail::tokens_per_unit<KFormat>::value == 0 &&
+                    chunk % detail::tokens_per_unit<VFormat>::value == 0,
+                "kpc::decode_attention: a format's unit must divide the 256-token step");
+  if (group == 0) detail::raise(errc::invalid_shape, "decode_attention: group must be >= 1");
+  const std::size_t k_needed = KFormat::encoded_bytes(tokens, head_dim);  // both shapes before any size
+  const std::size_t v_needed = VFormat::encoded_bytes(tokens, head_dim);
+  detail::check_bytes(k, k_bytes, k_needed, "decode_attention k");
+  detail::check_bytes(v, v_bytes, v_needed, "decode_attention v");
+  detail::check_rows(q, group, head_dim, head_dim, sizeof(float), "decode_attention q");
+  detail::check_rows(out, group, head_dim, head_dim, sizeof(float), "decode_attention out");
+  detail::check_finite(q, group * head_dim, "decode_attention q");
+  detail::check_finite(&params.scale, 1, "attention_params::scale");
+  detail::check_finite(&params.softcap, 1, "attention_params::softcap");
+  if (params.softcap < 0.0f) detail::raise(errc::out_of_range, "attention_params::softcap must be >= 0");
+  if (params.sinks != nullptr) detail::check_finite(params.sinks, group, "attention_params::sinks");
+  const float scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+  const float softcap = params.softcap;
+
+  std::fill(out, out + group * head_dim, 0.0f);
+  for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {
+    const std::size_t heads = std::min(detail::attention_heads_per_pass, group - first_head);
+    float running_max[detail::attention_heads_per_pass];  // softmax state: max logit and sum of exp
+    float running_sum[detail::attention_heads_per_pass];
+    for (std::size_t h = 0; h < heads; ++h) {
+      const bool sink = params.sinks != nullptr;
+      running_max[h] = sink ? params.sinks[first_head + h] : -std::numeric_limits<float>::infinity();
+      running_sum[h] = sink ? 1.0f : 0.0f;  // the sink's exp(sink - max)
+    }
+    alignas(64) float weights[chunk];
+    for (std::size_t t0 = 0; t0 < tokens; t0 += chunk) {
+      const std::size_t n = std::min(chunk, tokens - t0);
+      const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
+      const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
+      for (std::size_t h = 0; h < heads; ++h) {
+        const float* query = q + (first_head + h) * head_dim;
+        float* acc = out + (first_head + h) * head_dim;
+        KFormat::scores(query, k + k_offset, k_bytes - k_offset, n, head_dim, weights);
+        float step_max = -std::numeric_limits<float>::infinity();
+        for (std::size_t t = 0; t < n; ++t) {
+          float logit = weights[t] * scale;
+          if (softcap > 0.0f) logit = softcap * std::tanh(logit / softcap);
+          weights[t] = logit;
+          step_max = std::max(step_max, logit);
+        }
+        if (step_max > running_max[h]) {  // rescale what was summed under the old maximum
+          const float correction = std::exp(running_max[h] - step_max);
+          running_sum[h] *= correction;
+          for (std::size_t c = 0; c < head_dim; ++c) acc[c] *= correction;
+          running_max[h] = step_max;
+        }
+        float sum = 0.0f;
+        for (std::size_t t = 0; t < n; ++t) {
+          weights[t] = std::exp(weights[t] - running_max[h]);
+          sum += weights[t];
+        }
+        running_sum[h] += sum;
+        VFormat::accumulate(weights, v + v_offset, v_bytes - v_offset, n, head_dim, acc);
+      }
+    }
+    for (std::size_t h = 0; h < heads; ++h) {
+      if (running_sum[h] == 0.0f) continue;  // no tokens and no sink: zeros
+      const float inverse = 1.0f / running_sum[h];
+      float* acc = out + (first_head + h) * head_dim;
+      for (std::size_t c = 0; c < head_dim; ++c) acc[c] *= inverse;
+    }
+  }
+}
+
+KPC_END_NAMESPACE
+
+#endif  // KPC_ATTENTION_HPP

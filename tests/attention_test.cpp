@@ -1,0 +1,225 @@
+// SPDX-License-Identifier: MIT
+// kpc/attention.hpp: fused decode attention against an f64 softmax over the decoded cache (the
+// fusion adds only float rounding), against the exact K/V (the quantization error, reported),
+// on every backend, GQA groups, causal prefixes, softcap, sinks and bad arguments.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <kpc/backend.hpp>
+#include <kpc/cache.hpp>
+#include <limits>
+#include <vector>
+
+#include "support.hpp"
+
+namespace {
+
+using K4 = kpc::Quantizer<4, kpc::PerChannel<32>>;
+
+template <class K, class V>
+struct pair_case {
+  using k = K;
+  using v = V;
+};
+#define KPC_PAIRS                                                                                                \
+  pair_case<K4, kpc::q4_1>, pair_case<K4, kpc::Quantizer<3, kpc::PerToken<32>>>,                                  \
+      pair_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::q8_0>, pair_case<kpc::Quantizer<2, kpc::PerChannel<128>>, kpc::q4_0>
+
+/// softmax(scale * q.k) v in f64 over f32 K/V rows ([tokens][dim]), with the same softcap and sink.
+std::vector<double> reference_attention(const std::vector<float>& q, std::size_t group, const std::vector<float>& k,
+                                        const std::vector<float>& v, std::size_t tokens, std::size_t dim,
+                                        const kpc::attention_params& p) {
+  const double scale = p.scale != 0.0f ? p.scale : 1.0 / std::sqrt(static_cast<double>(dim));
+  std::vector<double> out(group * dim, 0.0);
+  for (std::size_t g = 0; g < group; ++g) {
+    std::vector<double> logits(tokens);
+    double top = p.sinks ? p.sinks[g] : -std::numeric_limits<double>::infinity();
+    for (std::size_t t = 0; t < tokens; ++t) {
+      double dot = 0.0;
+      for (std::size_t c = 0; c < dim; ++c) dot += static_cast<double>(q[g * dim + c]) * k[t * dim + c];
+      double logit = dot * scale;
+      if (p.softcap > 0.0f) logit = p.softcap * std::tanh(logit / p.softcap);
+      logits[t] = logit;
+      top = std::max(top, logit);
+    }
+    double sum = p.sinks ? std::exp(p.sinks[g] - top) : 0.0;
+    for (std::size_t t = 0; t < tokens; ++t) sum += std::exp(logits[t] - top);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const double w = std::exp(logits[t] - top) / sum;
+      for (std::size_t c = 0; c < dim; ++c) out[g * dim + c] += w * v[t * dim + c];
+    }
+  }
+  return out;
+}
+
+double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0.0, ref = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    err += (got[i] - want[i]) * (got[i] - want[i]);
+    ref += want[i] * want[i];
+  }
+  return std::sqrt(err / std::max(ref, 1e-300));
+}
+
+template <class Q>
+std::vector<std::byte> encode(const std::vector<float>& x, std::size_t tokens, std::size_t dim) {
+  std::vector<std::byte> bytes(Q::encoded_bytes(tokens, dim));
+  Q::encode(x.data(), tokens, dim, bytes.data());
+  return bytes;
+}
+template <class Q>
+std::vector<float> decode(const std::vector<std::byte>& bytes, std::size_t tokens, std::size_t dim) {
+  std::vector<float> x(tokens * dim);
+  Q::decode(bytes.data(), tokens, dim, x.data());
+  return x;
+}
+
+kpc::errc code_of(const std::function<void()>& call) {
+  try {
+    call();
+  } catch (const kpc::error& e) {
+    return e.code();
+  }
+  return kpc::errc::ok;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("decode attention = f64 softmax over the decoded cache within 1e-5, on every backend", Case,
+                   KPC_PAIRS) {
+  using KF = typename Case::k;
+  using VF = typename Case::v;
+  auto gen = kpc_test::rng(3001 + KF::bits * 10 + VF::bits);
+  const std::size_t dim = 128, max_tokens = 1100;
+  // Keys with an offset channel and queries that align with a few keys: peaked, realistic softmax.
+  std::vector<float> k = kpc_test::offset_rows(max_tokens, dim, {5, 77}, gen);
+  const std::vector<float> v = kpc_test::gaussian(max_tokens * dim, gen);
+  const std::vector<std::byte> k_bytes = encode<KF>(k, max_tokens, dim), v_bytes = encode<VF>(v, max_tokens, dim);
+  const std::vector<float> k_hat = decode<KF>(k_bytes, max_tokens, dim), v_hat = decode<VF>(v_bytes, max_tokens, dim);
+  double worst = 0.0;
+  for (const kpc::isa isa : kpc::available_isas()) {
+    kpc::set_isa(isa);
+    for (const std::size_t tokens : {std::size_t{1}, std::size_t{31}, std::size_t{255}, std::size_t{256},
+                                     std::size_t{257}, std::size_t{1100}}) {
+      for (const std::size_t group : {std::size_t{1}, std::size_t{4}, std::size_t{20}}) {
+        std::vector<float> q = kpc_test::gaussian(group * dim, gen, 0.3f);
+        for (std::size_t g = 0; g < group; ++g) q[g * dim + 5] += 0.5f * static_cast<float>(g % 3);
+        std::vector<float> sinks(group);
+        for (float& s : sinks) s = std::normal_distribution<float>(2.0f, 1.0f)(gen);
+        for (int variant = 0; variant < 3; ++variant) {
+          kpc::attention_params p;
+          if (variant == 1) p.softcap = 5.0f, p.scale = 0.2f;
+          if (variant == 2) p.sinks = sinks.data();
+          CAPTURE(kpc::to_string(isa));
+          CAPTURE(tokens);
+          CAPTURE(group);
+          CAPTURE(variant);
+          std::vector<float> out(group * dim);
+          kpc::decode_attention<KF, VF>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                        tokens, dim, p, out.data());
+          const double err = relative_error(out, reference_attention(q, group, k_hat, v_hat, tokens, dim, p));
+          CHECK(err <= 1e-5);
+          worst = std::max(worst, err);
+        }
+      }
+    }
+  }
+  kpc::reset_isa();
+  MESSAGE("worst relative error against f64 over the decoded cache: " << worst);
+}
+
+TEST_CASE_TEMPLATE("decode attention against the exact K/V: the quantization error, reported and bounded", Case,
+                   KPC_PAIRS) {
+  using KF = typename Case::k;
+  using VF = typename Case::v;
+  auto gen = kpc_test::rng(3002 + KF::bits * 10 + VF::bits);
+  const std::size_t dim = 128, tokens = 2000, group = 4;
+  const std::vector<float> k = kpc_test::offset_rows(tokens, dim, {5, 77}, gen);
+  const std::vector<float> v = kpc_test::gaussian(tokens * dim, gen);
+  const std::vector<float> q = kpc_test::gaussian(group * dim, gen, 0.5f);
+  const std::vector<std::byte> k_bytes = encode<KF>(k, tokens, dim), v_bytes = encode<VF>(v, tokens, dim);
+  std::vector<float> out(group * dim);
+  kpc::decode_attention<KF, VF>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                tokens, dim, {}, out.data());
+  const double err = relative_error(out, reference_attention(q, group, k, v, tokens, dim, {}));
+  MESSAGE("K" << KF::bits << " G" << KF::tile_tokens << " + V" << VF::bits << ": attention output error vs exact K/V " << err);
+  // A loose ceiling (K2 + q4_0 is the worst pair); exactly equal outputs would mean no quantization happened.
+  CHECK(err < 0.5);
+  CHECK(err > 1e-6);
+}
+
+TEST_CASE("large logits: the online softmax neither overflows nor loses the peak") {
+  auto gen = kpc_test::rng(3003);
+  const std::size_t dim = 64, tokens = 700;
+  std::vector<float> k = kpc_test::gaussian(tokens * dim, gen), v = kpc_test::gaussian(tokens * dim, gen);
+  const auto k_bytes = encode<K4>(k, tokens, dim);
+  const auto v_bytes = encode<kpc::q4_1>(v, tokens, dim);
+  const auto k_hat = decode<K4>(k_bytes, tokens, dim), v_hat = decode<kpc::q4_1>(v_bytes, tokens, dim);
+  std::vector<float> q(dim);
+  for (std::size_t c = 0; c < dim; ++c) q[c] = 40.0f * k_hat[600 * dim + c];  // logits in the thousands
+  std::vector<float> out(dim);
+  kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                       tokens, dim, {1.0f, 0.0f, nullptr}, out.data());
+  for (float x : out) REQUIRE(std::isfinite(x));
+  CHECK(relative_error(out, reference_attention(q, 1, k_hat, v_hat, tokens, dim, {1.0f, 0.0f, nullptr})) <= 1e-5);
+}
+
+TEST_CASE("the cache's attend covers the open tile and causal prefixes") {
+  using Cache = kpc::KVCache<K4, kpc::q4_1>;
+  auto gen = kpc_test::rng(3004);
+  const std::size_t heads = 2, dim = 64, tokens = 300, group = 3;
+  const std::vector<float> rows = kpc_test::gaussian(tokens * heads * dim, gen);
+  Cache c(heads, dim, tokens);
+  const std::vector<float> q = kpc_test::gaussian(group * dim, gen);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, 1);
+    if (t % 37 != 5) continue;
+    for (std::size_t h = 0; h < heads; ++h) {
+      for (const std::size_t prefix : {c.size(), c.size() / 2 + 1}) {
+        std::vector<float> k_hat(prefix * dim), v_hat(prefix * dim), out(group * dim);
+        c.decode_k(h, 0, prefix, k_hat.data());
+        c.decode_v(h, 0, prefix, v_hat.data());
+        c.attend(h, q.data(), group, {}, out.data(), prefix);
+        CHECK(relative_error(out, reference_attention(q, group, k_hat, v_hat, prefix, dim, {})) <= 1e-5);
+      }
+    }
+  }
+}
+
+TEST_CASE("no tokens give zeros, with or without a sink") {
+  const std::vector<float> q(64, 1.0f), sink(1, 3.0f);
+  std::vector<float> out(64, 7.0f);
+  kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, nullptr, 0, nullptr, 0, 0, 64, {}, out.data());
+  CHECK(std::all_of(out.begin(), out.end(), [](float x) { return x == 0.0f; }));
+  std::fill(out.begin(), out.end(), 7.0f);
+  kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, nullptr, 0, nullptr, 0, 0, 64, {0.0f, 0.0f, sink.data()}, out.data());
+  CHECK(std::all_of(out.begin(), out.end(), [](float x) { return x == 0.0f; }));
+}
+
+TEST_CASE("decode attention refuses bad arguments") {
+  auto gen = kpc_test::rng(3005);
+  const std::size_t dim = 32, tokens = 40;
+  const std::vector<float> x = kpc_test::gaussian(tokens * dim, gen);
+  const auto k = encode<K4>(x, tokens, dim);
+  const auto v = encode<kpc::q4_1>(x, tokens, dim);
+  std::vector<float> q(2 * dim, 0.5f), out(2 * dim);
+  const auto run = [&](std::size_t group, std::size_t k_size, std::size_t channels, kpc::attention_params p) {
+    return code_of([&] {
+      kpc::decode_attention<K4, kpc::q4_1>(q.data(), group, k.data(), k_size, v.data(), v.size(), tokens, channels, p,
+                                           out.data());
+    });
+  };
+  CHECK(run(1, k.size(), dim, {}) == kpc::errc::ok);
+  CHECK(run(0, k.size(), dim, {}) == kpc::errc::invalid_shape);
+  CHECK(run(1, k.size() - 1, dim, {}) == kpc::errc::buffer_too_small);
+  CHECK(run(1, k.size(), 48, {}) == kpc::errc::invalid_shape);
+  CHECK(run(1, k.size(), dim, {0.0f, -1.0f, nullptr}) == kpc::errc::out_of_range);
+  CHECK(run(1, k.size(), dim, {std::numeric_limits<float>::infinity(), 0.0f, nullptr}) == kpc::errc::non_finite);
+  const float nan_sink = std::nanf("");
+  CHECK(run(1, k.size(), dim, {0.0f, 0.0f, &nan_sink}) == kpc::errc::non_finite);
+  q[3] = std::nanf("");
+  CHECK(run(1, k.size(), dim, {}) == kpc::errc::non_finite);
+}
