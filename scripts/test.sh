@@ -35,7 +35,7 @@ suite() {
 }
 
 suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}"
-suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON
+suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON -DKPC_BUILD_FUZZERS=ON
 # ARM without ARM hardware: Debian's cross g++, and ctest runs every binary under qemu-aarch64.
 suite aarch64 "-DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
   -DKPC_WERROR=ON -DKPC_BUILD_EXAMPLES=ON -DKPC_BUILD_BENCHMARKS=OFF -DKPC_BUILD_CUDA=OFF "${ggml[@]}"

@@ -9,6 +9,9 @@
 #include "half.hpp"
 #include "backend.hpp"
 #include "quantizer.hpp"
+#include "rope.hpp"
+#include "attention.hpp"
+#include "cache.hpp"
 #include "ref/per_channel.hpp"
 #include "ref/per_token.hpp"
 

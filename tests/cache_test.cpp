@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: MIT
+// kpc/cache.hpp: streaming appends in any chunking, rollback, RoPE shifts, forks, memory
+// accounting, save/restore and every way a container can be damaged.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <kpc/cache.hpp>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "support.hpp"
+
+// Heap bytes requested while `counting` is set: the cache must allocate exactly memory_bytes()
+// when built and nothing while it streams.
+namespace {
+bool counting = false;
+std::size_t counted_bytes = 0;
+std::size_t counted_calls = 0;
+}  // namespace
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // malloc'd by the operator new below
+#endif
+void* operator new(std::size_t size) {
+  if (counting) {
+    counted_bytes += size;
+    ++counted_calls;
+  }
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using K4 = kpc::Quantizer<4, kpc::PerChannel<32>>;
+using V4 = kpc::q4_1;
+
+template <class K, class V>
+struct cache_case {
+  using cache = kpc::KVCache<K, V>;
+};
+#define KPC_CACHES                                                                                   \
+  cache_case<K4, V4>, cache_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::Quantizer<3, kpc::PerToken<32>>>, \
+      cache_case<kpc::Quantizer<2, kpc::PerChannel<128>>, kpc::q8_0>,                                 \
+      cache_case<kpc::Quantizer<4, kpc::PerChannel<128>>, kpc::q4_0>
+
+// [tokens][heads][dim] rows: Gaussian with a Qwen-style offset channel per head.
+std::vector<float> kv_rows(std::size_t tokens, std::size_t heads, std::size_t dim, std::mt19937_64& gen) {
+  std::vector<float> x = kpc_test::gaussian(tokens * heads * dim, gen);
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t h = 0; h < heads; ++h) x[(t * heads + h) * dim + 3] = 20.0f + 5.0f * x[(t * heads + h) * dim + 3];
+  return x;
+}
+
+// What the formats give for head h of rows [first, first + tokens) encoded in one call.
+template <class Q>
+std::vector<std::byte> encode_head(const std::vector<float>& rows, std::size_t first, std::size_t tokens,
+                                   std::size_t heads, std::size_t dim, std::size_t h) {
+  std::vector<std::byte> out(Q::encoded_bytes(tokens, dim));
+  Q::encode(rows.data() + first * heads * dim + h * dim, heads * dim, tokens, dim, out.data(), out.size());
+  return out;
+}
+
+template <class Cache>
+std::vector<std::byte> k_of(const Cache& c, std::size_t h) {
+  return {c.k_data(h), c.k_data(h) + c.k_bytes()};
+}
+template <class Cache>
+std::vector<std::byte> v_of(const Cache& c, std::size_t h) {
+  return {c.v_data(h), c.v_data(h) + c.v_bytes()};
+}
+
+// A cache's K and V bytes equal the formats' encoding of `rows` [0, tokens).
+template <class Cache>
+void check_equals_encoding(const Cache& c, const std::vector<float>& rows, std::size_t tokens) {
+  REQUIRE(c.size() == tokens);
+  for (std::size_t h = 0; h < c.kv_heads(); ++h) {
+    CHECK(k_of(c, h) == encode_head<typename Cache::k_format>(rows, 0, tokens, c.kv_heads(), c.head_dim(), h));
+    CHECK(v_of(c, h) == encode_head<typename Cache::v_format>(rows, 0, tokens, c.kv_heads(), c.head_dim(), h));
+  }
+}
+
+template <class Cache>
+Cache filled(const std::vector<float>& rows, std::size_t tokens, std::size_t heads, std::size_t dim,
+             std::size_t capacity) {
+  Cache c(heads, dim, capacity);
+  c.append(rows.data(), rows.data(), tokens);
+  return c;
+}
+
+template <class Cache>
+void expect_error(kpc::errc code, Cache& c, const std::vector<std::byte>& image) {
+  const std::vector<std::byte> before = c.save();
+  try {
+    c.restore(image.data(), image.size());
+    FAIL("restore accepted a damaged image");
+  } catch (const kpc::error& e) {
+    CHECK_MESSAGE(e.code() == code, e.what());
+  }
+  CHECK(c.save() == before);  // a refused restore changes nothing
+}
+
+// The code of the kpc::error a call throws, or ok.
+template <class Call>
+kpc::errc code_of(Call&& call) {
+  try {
+    call();
+  } catch (const kpc::error& e) {
+    return e.code();
+  }
+  return kpc::errc::ok;
+}
+
+// Rewrites a container's CRC after a deliberate edit, so the checks behind the checksum run.
+void fix_crc(std::vector<std::byte>& image) {
+  std::uint32_t crc = kpc::detail::crc32_update(0, image.data(), 60);
+  crc = kpc::detail::crc32_update(crc, image.data() + 64, image.size() - 64);
+  kpc::detail::put_le(image.data() + 60, crc, 4);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("appending in any chunking gives the bytes of encoding all tokens at once", Case, KPC_CACHES) {
+  using Cache = typename Case::cache;
+  auto gen = kpc_test::rng(2001 + Cache::tile_tokens);
+  const std::size_t heads = 2, dim = 64, tokens = 3 * Cache::tile_tokens + 5;
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  std::uniform_int_distribution<std::size_t> chunk_size(1, Cache::tile_tokens + 9);
+  for (const std::size_t fixed : {std::size_t{1}, Cache::tile_tokens - 1, Cache::tile_tokens, Cache::tile_tokens + 1,
+                                  std::size_t{0} /* random */, tokens}) {
+    CAPTURE(fixed);
+    Cache c(heads, dim, tokens);
+    for (std::size_t t = 0; t < tokens;) {
+      const std::size_t n = std::min(fixed != 0 ? fixed : chunk_size(gen), tokens - t);
+      c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, n);
+      t += n;
+      check_equals_encoding(c, rows, t);  // attention reads current codes after every append
+    }
+    CHECK(c.originals_from() == (tokens / Cache::tile_tokens - 1) * Cache::tile_tokens);
+  }
+}
+
+TEST_CASE("f16 and strided appends give the bytes of encoding the f16 slab") {
+  auto gen = kpc_test::rng(2002);
+  const std::size_t heads = 3, dim = 32, tokens = 77, stride = heads * dim + 7;
+  std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  std::vector<kpc::half> halves(tokens * stride, kpc::half(0.0f));
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t i = 0; i < heads * dim; ++i) {
+      halves[t * stride + i] = kpc::half(rows[t * heads * dim + i]);
+      rows[t * heads * dim + i] = static_cast<float>(halves[t * stride + i]);
+    }
+  kpc::KVCache<K4, V4> c(heads, dim, tokens);
+  for (std::size_t t = 0; t < tokens; t += 10)
+    c.append(halves.data() + t * stride, stride, halves.data() + t * stride, stride, std::min<std::size_t>(10, tokens - t));
+  for (std::size_t h = 0; h < heads; ++h) {
+    std::vector<std::byte> k(K4::encoded_bytes(tokens, dim)), v(V4::encoded_bytes(tokens, dim));
+    K4::encode(halves.data() + h * dim, stride, tokens, dim, k.data(), k.size());
+    V4::encode(halves.data() + h * dim, stride, tokens, dim, v.data(), v.size());
+    CHECK(k_of(c, h) == k);
+    CHECK(v_of(c, h) == v);
+  }
+  check_equals_encoding(c, rows, tokens);  // f16 values through the f32 path: same bytes
+}
+
+TEST_CASE_TEMPLATE("truncate: exact within the held values, a documented re-encoding below them", Case, KPC_CACHES) {
+  using Cache = typename Case::cache;
+  using KF = typename Cache::k_format;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 32, tokens = 4 * G + 7;
+  auto gen = kpc_test::rng(2003 + G);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  const Cache full = filled<Cache>(rows, tokens, heads, dim, tokens);
+  REQUIRE(full.originals_from() == 3 * G);
+  for (std::size_t n = 0; n <= tokens; ++n) {
+    CAPTURE(n);
+    Cache c = full.copy_range(0, tokens);
+    c.truncate(n);
+    REQUIRE(c.size() == n);
+    if (n >= full.originals_from() || n % G == 0) {
+      check_equals_encoding(c, rows, n);
+      c.append(rows.data() + n * heads * dim, rows.data() + n * heads * dim, tokens - n);  // and re-grow
+      check_equals_encoding(c, rows, tokens);
+    } else {
+      // The reopened tile is the encoding of its decoded values; the rest is untouched.
+      const std::size_t tile = n / G, kept = n % G;
+      CHECK(c.originals_from() == tile * G);
+      for (std::size_t h = 0; h < heads; ++h) {
+        std::vector<float> decoded(G * dim);
+        full.decode_k(h, tile * G, kept, decoded.data());
+        std::vector<std::byte> reopened(KF::tile_bytes(dim));
+        KF::encode(decoded.data(), kept, dim, reopened.data());
+        const std::vector<std::byte> k = k_of(c, h), reference = k_of(full, h);
+        CHECK(std::equal(k.begin(), k.begin() + static_cast<std::ptrdiff_t>(tile * reopened.size()), reference.begin()));
+        CHECK(std::equal(reopened.begin(), reopened.end(), k.begin() + static_cast<std::ptrdiff_t>(tile * reopened.size())));
+        CHECK(v_of(c, h) == encode_head<typename Cache::v_format>(rows, 0, n, heads, dim, h));
+      }
+    }
+  }
+}
+
+TEST_CASE("speculative decoding: drafts rolled back by up to 8 tokens leave the exact bytes") {
+  auto gen = kpc_test::rng(2004);
+  const std::size_t heads = 2, dim = 64, capacity = 400;
+  const std::vector<float> rows = kv_rows(capacity, heads, dim, gen);
+  std::vector<float> accepted;  // the token rows the cache should hold
+  kpc::KVCache<K4, V4> c(heads, dim, capacity);
+  std::uniform_int_distribution<std::size_t> draft(1, 8);
+  std::size_t next_row = 0;
+  while (c.size() + 8 <= capacity && next_row + 8 <= capacity) {
+    const std::size_t d = draft(gen), keep = std::uniform_int_distribution<std::size_t>(0, d)(gen);
+    c.append(rows.data() + next_row * heads * dim, rows.data() + next_row * heads * dim, d);
+    c.truncate(c.size() - (d - keep));
+    accepted.insert(accepted.end(), rows.begin() + static_cast<std::ptrdiff_t>(next_row * heads * dim),
+                    rows.begin() + static_cast<std::ptrdiff_t>((next_row + keep) * heads * dim));
+    next_row += d;  // rejected drafts are new rows next time, as in a real decoder
+    check_equals_encoding(c, accepted, accepted.size() / (heads * dim));
+  }
+  CHECK(c.size() > 100);
+}
+
+TEST_CASE_TEMPLATE("shift_positions: held values rotate exactly, sealed tiles go through their decoded values", Case,
+                   KPC_CACHES) {
+  using Cache = typename Case::cache;
+  using KF = typename Cache::k_format;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 64, tokens = 3 * G + 9;
+  auto gen = kpc_test::rng(2005 + G);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  const kpc::rope_config rope{kpc::rope_style::neox, 10000.0, 0, 1.0};
+  for (const std::size_t first : {std::size_t{0}, G / 2, 2 * G, 2 * G + 3, tokens}) {
+    CAPTURE(first);
+    Cache c = filled<Cache>(rows, tokens, heads, dim, tokens);
+    const Cache before = c.copy_range(0, tokens);
+    c.shift_positions(first, -37.0, rope);
+    for (std::size_t h = 0; h < heads; ++h) {
+      CHECK(v_of(c, h) == v_of(before, h));  // values do not rotate
+      for (std::size_t j = 0; j * G < tokens; ++j) {
+        const std::size_t count = std::min(G, tokens - j * G), tb = KF::tile_bytes(dim);
+        std::vector<float> values(count * dim);
+        if (j * G >= before.originals_from()) {
+          for (std::size_t t = 0; t < count; ++t)
+            std::copy_n(rows.data() + ((j * G + t) * heads + h) * dim, dim, values.data() + t * dim);
+        } else {
+          before.decode_k(h, j * G, count, values.data());
+        }
+        const std::vector<std::byte> old_k = k_of(before, h), new_k = k_of(c, h);
+        std::vector<std::byte> expected(old_k.begin() + static_cast<std::ptrdiff_t>(j * tb),
+                                        old_k.begin() + static_cast<std::ptrdiff_t>((j + 1) * tb));
+        if ((j + 1) * G > first) {  // a tile holding a shifted token is re-encoded
+          const std::size_t skip = std::max(first, j * G) - j * G;
+          kpc::rope_shift(values.data() + skip * dim, count - skip, dim, dim, -37.0, rope);
+          KF::encode(values.data(), count, dim, expected.data());
+        }
+        CHECK(std::equal(expected.begin(), expected.end(), new_k.begin() + static_cast<std::ptrdiff_t>(j * tb)));
+      }
+    }
+  }
+}
+
+TEST_CASE("shift_positions then the inverse shift comes back within the quantization error") {
+  auto gen = kpc_test::rng(2006);
+  const std::size_t heads = 1, dim = 128, tokens = 100;
+  const std::vector<float> rows = kpc_test::gaussian(tokens * dim, gen);
+  auto c = filled<kpc::KVCache<K4, V4>>(rows, tokens, heads, dim, tokens);
+  std::vector<float> before(tokens * dim), after(tokens * dim);
+  c.decode_k(0, 0, tokens, before.data());
+  c.shift_positions(10, 1000.0, {});
+  c.shift_positions(10, -1000.0, {});
+  c.decode_k(0, 0, tokens, after.data());
+  // Two more roundings on the sealed tiles (K4: |error| <= scale/2 each), none beyond.
+  CHECK(kpc_test::relative_mse(before, after, dim) < 2e-2);
+  CHECK(kpc_test::relative_mse(rows, after, dim) < 3e-2);
+}
+
+TEST_CASE_TEMPLATE("copy_range forks prefixes and ranges; the fork is independent", Case, KPC_CACHES) {
+  using Cache = typename Case::cache;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 32, tokens = 3 * G + 11;
+  auto gen = kpc_test::rng(2007 + G);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  const Cache c = filled<Cache>(rows, tokens, heads, dim, tokens + 50);
+  for (const std::size_t n : {std::size_t{0}, std::size_t{1}, G, 2 * G + 1, 3 * G, 3 * G + 4, tokens}) {
+    CAPTURE(n);
+    Cache fork = c.copy_range(0, n);
+    CHECK(fork.capacity() == c.capacity());
+    if (n >= c.originals_from() || n % G == 0) check_equals_encoding(fork, rows, n);
+    fork.append(rows.data(), rows.data(), 2);  // the fork grows on its own
+    CHECK(c.size() == tokens);
+  }
+  // A range from an unaligned start: V rows byte for byte, K re-tiled from the held or decoded values.
+  for (const std::size_t first : {std::size_t{5}, G + 3, 3 * G + 2}) {
+    CAPTURE(first);
+    const Cache range = c.copy_range(first, tokens, tokens);
+    REQUIRE(range.size() == tokens - first);
+    for (std::size_t h = 0; h < heads; ++h) {
+      CHECK(std::equal(range.v_data(h), range.v_data(h) + range.v_bytes(),
+                       c.v_data(h) + first * Cache::v_format::row_bytes(dim)));
+      // The values c holds for the range: decoded before originals_from(), the rows after.
+      std::vector<float> values(range.size() * dim);
+      c.decode_k(h, first, range.size(), values.data());
+      for (std::size_t t = std::max(first, c.originals_from()); t < tokens; ++t)
+        std::copy_n(rows.data() + (t * heads + h) * dim, dim, values.data() + (t - first) * dim);
+      std::vector<std::byte> expected(Cache::k_format::encoded_bytes(range.size(), dim));
+      Cache::k_format::encode(values.data(), range.size(), dim, expected.data());
+      CHECK(k_of(range, h) == expected);
+    }
+  }
+}
+
+TEST_CASE("clear keeps the allocation and starts over") {
+  auto gen = kpc_test::rng(2008);
+  const std::vector<float> rows = kv_rows(70, 2, 32, gen);
+  auto c = filled<kpc::KVCache<K4, V4>>(rows, 70, 2, 32, 100);
+  const std::size_t bytes = c.allocated_bytes();
+  c.clear();
+  CHECK(c.empty());
+  CHECK(c.originals_from() == 0);
+  c.append(rows.data(), rows.data(), 40);
+  check_equals_encoding(c, rows, 40);
+  CHECK(c.allocated_bytes() == bytes);
+}
+
+TEST_CASE_TEMPLATE("memory: the constructor allocates memory_bytes() once; streaming allocates nothing", Case,
+                   KPC_CACHES) {
+  using Cache = typename Case::cache;
+  const std::size_t heads = 4, dim = 128, capacity = 1000;
+  auto gen = kpc_test::rng(2009);
+  const std::vector<float> rows = kv_rows(capacity, heads, dim, gen);
+  const std::size_t expected = Cache::memory_bytes(heads, dim, capacity);
+  counted_bytes = counted_calls = 0;
+  counting = true;
+  Cache c(heads, dim, capacity);
+  counting = false;
+  CHECK(counted_bytes == expected);
+  CHECK(counted_calls == 1);
+  CHECK(c.allocated_bytes() == expected);
+  // Its parts: whole tiles for the capacity, V rows, two tiles of held f32 values and a scratch
+  // tile per head, each region rounded up to 64 bytes.
+  using KF = typename Cache::k_format;
+  using VF = typename Cache::v_format;
+  const auto r64 = [](std::size_t n) { return (n + 63) / 64 * 64; };
+  const std::size_t tiles = (capacity + Cache::tile_tokens - 1) / Cache::tile_tokens;
+  CHECK(expected == heads * r64(tiles * KF::tile_bytes(dim)) + heads * r64(capacity * VF::row_bytes(dim)) +
+                        2 * heads * r64(Cache::tile_tokens * dim * 4) + r64(heads * KF::tile_bytes(dim)));
+  std::vector<float> q(2 * dim, 0.1f), out(2 * dim);
+  {  // the SIMD kernels' per-thread scratch (2 x channels floats) is allocated on first use
+    Cache warm_up(heads, dim, 1);
+    warm_up.append(rows.data(), rows.data(), 1);
+    warm_up.attend(0, q.data(), 2, {}, out.data());
+  }
+  counted_bytes = counted_calls = 0;
+  counting = true;
+  for (std::size_t t = 0; t < capacity; t += 7)
+    c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, std::min<std::size_t>(7, capacity - t));
+  c.truncate(capacity - 5);
+  c.attend(1, q.data(), 2, {}, out.data());
+  counting = false;
+  CHECK(counted_calls == 0);
+  CHECK(Cache::bytes_per_token(heads, dim) ==
+        doctest::Approx(heads * (static_cast<double>(KF::tile_bytes(dim)) / Cache::tile_tokens + VF::row_bytes(dim))));
+}
+
+TEST_CASE("bytes per token of a 128-wide head: K4 G32 + V4 is 152.19, 3.36x smaller than f16's 512") {
+  CHECK(kpc::KVCache<K4, V4>::bytes_per_token(1, 128) == doctest::Approx((6 + 256 + 32 * 64) / 32.0 + 80));
+  CHECK(kpc::KVCache<K4, kpc::Quantizer<3, kpc::PerToken<32>>>::bytes_per_token(1, 128) ==
+        doctest::Approx((6 + 256 + 32 * 64) / 32.0 + 64));
+}
+
+TEST_CASE_TEMPLATE("save and restore: the same bytes, the same behaviour afterwards", Case, KPC_CACHES) {
+  using Cache = typename Case::cache;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 32;
+  auto gen = kpc_test::rng(2010 + G);
+  const std::vector<float> rows = kv_rows(4 * G, heads, dim, gen);
+  for (const std::size_t tokens : {std::size_t{0}, std::size_t{1}, G, G + 1, 2 * G + 9}) {
+    CAPTURE(tokens);
+    Cache c = filled<Cache>(rows, tokens, heads, dim, 3 * G);
+    if (tokens > 3) c.truncate(tokens - 3);  // a rolled-back cache saves its held values too
+    const std::vector<std::byte> image = c.save();
+    CHECK(image.size() == c.saved_bytes());
+    Cache loaded = Cache::load(image.data(), image.size(), 4 * G);
+    CHECK(loaded.save() == image);
+    CHECK(loaded.originals_from() == c.originals_from());
+    const std::size_t more = 4 * G - 3 * G;  // both grow the same way
+    c = c.copy_range(0, c.size(), 4 * G);
+    c.append(rows.data(), rows.data(), more);
+    loaded.append(rows.data(), rows.data(), more);
+    CHECK(loaded.save() == c.save());
+  }
+}
+
+TEST_CASE("save_range writes the container of one range") {
+  auto gen = kpc_test::rng(2011);
+  const std::vector<float> rows = kv_rows(150, 2, 64, gen);
+  const auto c = filled<kpc::KVCache<K4, V4>>(rows, 150, 2, 64, 200);
+  CHECK(c.save_range(32, 140) == c.copy_range(32, 140, 108).save());
+  const std::vector<std::byte> image = c.save_range(64, 150);
+  const auto range = kpc::KVCache<K4, V4>::load(image.data(), image.size());
+  CHECK(range.size() == 86);
+  CHECK(range.capacity() == 86);
+}
+
+TEST_CASE("the checksum is zlib's CRC-32") {
+  const std::string check = "123456789";
+  CHECK(kpc::detail::crc32_update(0, reinterpret_cast<const std::byte*>(check.data()), check.size()) == 0xCBF43926u);
+  std::vector<std::byte> zeros(1000, std::byte{0});
+  const std::uint32_t split = kpc::detail::crc32_update(kpc::detail::crc32_update(0, zeros.data(), 13), zeros.data() + 13, 987);
+  CHECK(split == kpc::detail::crc32_update(0, zeros.data(), 1000));
+}
+
+TEST_CASE("restore refuses truncated, corrupted, wrong-version and wrong-shape images, changing nothing") {
+  using Cache = kpc::KVCache<K4, V4>;
+  auto gen = kpc_test::rng(2012);
+  const std::size_t heads = 2, dim = 32;
+  const std::vector<float> rows = kv_rows(60, heads, dim, gen);
+  const Cache source = filled<Cache>(rows, 45, heads, dim, 64);
+  const std::vector<std::byte> image = source.save();
+  Cache target = filled<Cache>(rows, 20, heads, dim, 64);
+
+  SUBCASE("every truncation and a trailing byte") {
+    for (std::size_t n = 0; n < image.size(); n += (n < 200 ? 1 : 97)) {
+      CAPTURE(n);
+      expect_error(kpc::errc::corrupt_data, target, std::vector<std::byte>(image.begin(), image.begin() + static_cast<std::ptrdiff_t>(n)));
+    }
+    std::vector<std::byte> longer = image;
+    longer.push_back(std::byte{0});
+    expect_error(kpc::errc::corrupt_data, target, longer);
+  }
+  SUBCASE("every single-bit flip is caught") {
+    for (std::size_t i = 0; i < image.size(); i += (i < 64 ? 1 : 13)) {
+      std::vector<std::byte> bad = image;
+      bad[i] ^= static_cast<std::byte>(1u << (i % 8));
+      CAPTURE(i);
+      try {
+        target.restore(bad.data(), bad.size());
+        FAIL("a flipped bit was accepted");
+      } catch (const kpc::error& e) {
+        CHECK(e.code() != kpc::errc::ok);
+      }
+    }
+    CHECK(target.size() == 20);
+  }
+  SUBCASE("versions") {
+    std::vector<std::byte> bad = image;
+    bad[8] = std::byte{2};  // container version 2
+    fix_crc(bad);
+    expect_error(kpc::errc::unsupported, target, bad);
+    bad = image;
+    bad[10] = std::byte{9};  // format version 9
+    fix_crc(bad);
+    expect_error(kpc::errc::unsupported, target, bad);
+  }
+  SUBCASE("another format or shape") {
+    kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<64>>, V4> other_g(heads, dim, 64);
+    expect_error(kpc::errc::invalid_shape, other_g, image);
+    kpc::KVCache<K4, kpc::q4_0> other_v(heads, dim, 64);
+    expect_error(kpc::errc::invalid_shape, other_v, image);
+    Cache other_heads(1, 2 * dim, 64);
+    expect_error(kpc::errc::invalid_shape, other_heads, image);
+    Cache small(heads, dim, 40);
+    expect_error(kpc::errc::buffer_too_small, small, image);
+  }
+  SUBCASE("consistent checksum, inconsistent contents") {
+    std::vector<std::byte> bad = image;
+    kpc::detail::put_le(bad.data() + 40, 16, 8);  // originals_from must be a multiple of G
+    fix_crc(bad);
+    expect_error(kpc::errc::corrupt_data, target, bad);
+    bad = image;
+    bad[bad.size() - 2] = std::byte{0xC0};  // the last held value becomes NaN
+    bad[bad.size() - 1] = std::byte{0x7F};
+    fix_crc(bad);
+    expect_error(kpc::errc::corrupt_data, target, bad);
+    bad = image;
+    const std::size_t open_tile_codes = 64 + K4::tile_bytes(dim) + 6 + 2 * dim;  // head 0, tile 1
+    bad[open_tile_codes] ^= std::byte{0x10};
+    fix_crc(bad);
+    expect_error(kpc::errc::corrupt_data, target, bad);
+    bad = image;
+    bad[28] = std::byte{1};  // reserved
+    fix_crc(bad);
+    expect_error(kpc::errc::corrupt_data, target, bad);
+  }
+  SUBCASE("a good image still restores") {
+    target.restore(image.data(), image.size());
+    CHECK(target.save() == image);
+  }
+}
+
+TEST_CASE("append refuses NaN, overflow of the capacity and bad shapes, changing nothing") {
+  using Cache = kpc::KVCache<K4, V4>;
+  auto gen = kpc_test::rng(2013);
+  const std::size_t heads = 2, dim = 32;
+  std::vector<float> rows = kv_rows(80, heads, dim, gen);
+  Cache c = filled<Cache>(rows, 45, heads, dim, 80);
+  const std::vector<std::byte> before = c.save();
+  std::vector<float> bad(rows.begin() + 45 * heads * dim, rows.end());
+  const std::size_t later_tile = (70 - 45) * heads * dim + 5;  // token 70: a later tile than the open one
+  bad[later_tile] = std::nanf("");
+  CHECK(code_of([&] { c.append(bad.data(), rows.data(), 35); }) == kpc::errc::non_finite);
+  CHECK(code_of([&] { c.append(rows.data(), bad.data(), 35); }) == kpc::errc::non_finite);
+  bad[later_tile] = 1e30f;  // finite, beyond the fp16 metadata
+  CHECK(code_of([&] { c.append(bad.data(), rows.data(), 35); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.append(rows.data(), rows.data(), 36); }) == kpc::errc::buffer_too_small);
+  CHECK(code_of([&] { c.append(rows.data(), dim, rows.data(), heads * dim, 3); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([&] { c.append(static_cast<const float*>(nullptr), rows.data(), 3); }) == kpc::errc::null_pointer);
+  CHECK(c.save() == before);
+  c.append(rows.data() + 45 * heads * dim, rows.data() + 45 * heads * dim, 35);  // and it still works
+  check_equals_encoding(c, rows, 80);
+}
+
+TEST_CASE("other refusals: shapes, ranges, heads") {
+  using Cache = kpc::KVCache<K4, V4>;
+  CHECK(code_of([] { Cache(0, 32, 10); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { Cache(1, 0, 10); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { Cache(1, 48, 10); }) == kpc::errc::invalid_shape);     // V blocks of 32
+  CHECK(code_of([] { Cache(3, 32768, 10); }) == kpc::errc::invalid_shape);  // > 65536 channels
+  CHECK(code_of([] { Cache(1, 32, std::size_t{1} << 62); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { (void)Cache::memory_bytes(1, 32, ~std::size_t{0}); }) == kpc::errc::invalid_shape);
+  Cache c(2, 32, 10);
+  std::vector<float> rows(10 * 64, 0.5f), out(64);
+  c.append(rows.data(), rows.data(), 6);
+  CHECK(code_of([&] { c.truncate(7); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { (void)c.copy_range(4, 3); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { (void)c.copy_range(0, 7); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { (void)c.copy_range(0, 6, 5); }) == kpc::errc::buffer_too_small);
+  CHECK(code_of([&] { (void)c.k_data(2); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.attend(0, rows.data(), 1, {}, out.data(), 7); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.decode_k(0, 5, 2, out.data()); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.shift_positions(7, 1.0, {}); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.shift_positions(0, 1.0, {kpc::rope_style::normal, -1.0, 0, 1.0}); }) == kpc::errc::out_of_range);
+  CHECK(c.size() == 6);
+  Cache empty(1, 32, 0);  // capacity 0: a valid cache that holds nothing
+  CHECK(code_of([&] { empty.append(rows.data(), rows.data(), 1); }) == kpc::errc::buffer_too_small);
+  CHECK(empty.save().size() == 64);
+}
