@@ -17,6 +17,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "plain_rows.hpp"
+
 namespace {
 
 struct slab {
@@ -49,59 +51,13 @@ void report(benchmark::State& state, const slab& s) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * s.values() * sizeof(float)));
 }
 
-// ---- yardsticks, vectorized for the best instruction set this file is compiled for ---------------
+// ---- yardsticks (plain_rows.hpp), vectorized for the best instruction set this file is compiled for ----
 
-#if KPC_SIMD
-using arch = xsimd::default_arch;
-using fb = xsimd::batch<float, arch>;
-
-/// q . k_t for every t, keys in f32 or f16 (four accumulators, one horizontal sum per token).
 template <class T>
 void dot_scan(const slab& s, const T* keys, float* out) {
-  const std::size_t C = s.channels, W = fb::size;
-  for (std::size_t t = 0; t < s.tokens; ++t) {
-    const T* k = keys + t * C;
-    fb a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
-    std::size_t c = 0;
-    for (; c + 4 * W <= C; c += 4 * W) {
-      a0 = xsimd::fma(fb::load_unaligned(s.q.data() + c), kpc::simd::load<arch>(k + c), a0);
-      a1 = xsimd::fma(fb::load_unaligned(s.q.data() + c + W), kpc::simd::load<arch>(k + c + W), a1);
-      a2 = xsimd::fma(fb::load_unaligned(s.q.data() + c + 2 * W), kpc::simd::load<arch>(k + c + 2 * W), a2);
-      a3 = xsimd::fma(fb::load_unaligned(s.q.data() + c + 3 * W), kpc::simd::load<arch>(k + c + 3 * W), a3);
-    }
-    for (; c + W <= C; c += W) a0 = xsimd::fma(fb::load_unaligned(s.q.data() + c), kpc::simd::load<arch>(k + c), a0);
-    out[t] = kpc::simd::reduce_add<arch>((a0 + a1) + (a2 + a3));
-  }
+  kpc_bench::dot_rows(s.q.data(), keys, s.tokens, s.channels, out);
 }
-
-/// out += w_t v_t over all t, values in f32.
-void axpy_scan(const slab& s, float* out) {
-  const std::size_t C = s.channels, W = fb::size;
-  for (std::size_t t = 0; t < s.tokens; ++t) {
-    const fb wt(s.w[t]);
-    const float* v = s.f32.data() + t * C;
-    for (std::size_t c = 0; c + W <= C; c += W)
-      xsimd::fma(wt, fb::load_unaligned(v + c), fb::load_unaligned(out + c)).store_unaligned(out + c);
-  }
-}
-#else
-template <class T>
-void dot_scan(const slab& s, const T* keys, float* out) {
-  for (std::size_t t = 0; t < s.tokens; ++t) {
-    float partial[16] = {};  // independent sums so the compiler can vectorize without reassociating
-    for (std::size_t c = 0; c < s.channels; c += 16)
-      for (std::size_t j = 0; j < 16 && c + j < s.channels; ++j)
-        partial[j] += s.q[c + j] * kpc::to_float(keys[t * s.channels + c + j]);
-    float dot = 0.0f;
-    for (float p : partial) dot += p;
-    out[t] = dot;
-  }
-}
-void axpy_scan(const slab& s, float* out) {
-  for (std::size_t t = 0; t < s.tokens; ++t)
-    for (std::size_t c = 0; c < s.channels; ++c) out[c] += s.w[t] * s.f32[t * s.channels + c];
-}
-#endif
+void axpy_scan(const slab& s, float* out) { kpc_bench::axpy_rows(s.w.data(), s.f32.data(), s.tokens, s.channels, out); }
 
 void register_baselines(const std::shared_ptr<const slab>& s) {
   const std::string prefix = s->name() + "/baseline/";

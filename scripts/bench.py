@@ -24,11 +24,11 @@ ISA_ORDER = ["scalar", "sse2", "sse4.2", "avx", "avx2", "avx512", "neon"]
 SHAPES = ["4096x128", "262144x128"]
 
 
-def build(build_dir):
+def build(build_dir, target="kpc_bench"):
     subprocess.run(["cmake", "-S", ROOT, "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release", "-DKPC_BUILD_BENCHMARKS=ON",
                     "-DKPC_BUILD_TESTS=OFF", "-DKPC_BUILD_EXAMPLES=OFF", "-DKPC_INSTALL=OFF", "-DKPC_REQUIRE_XSIMD=ON"],
                    check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["cmake", "--build", build_dir, "--target", "kpc_bench", "-j", str(os.cpu_count() or 2)],
+    subprocess.run(["cmake", "--build", build_dir, "--target", target, "-j", str(os.cpu_count() or 2)],
                    check=True, stdout=subprocess.DEVNULL)
 
 
@@ -145,10 +145,13 @@ def table(isas, best, rows, r):
     return "\n".join(lines)
 
 
-def update_performance_md(path, text, result):
-    begin, end = "<!-- bench.py:begin -->", "<!-- bench.py:end -->"
-    section = "%s\nMeasured by `python3 scripts/bench.py` on %s, %s; best instruction set: %s.\n\n%s\n%s" % (
-        begin, result["machine"], result["date"], result["isa"], text, end)
+def update_performance_md(path, text, result, script="bench.py", note=None):
+    """Replaces the section between <!-- script:begin --> and <!-- script:end --> (or appends it)."""
+    begin, end = "<!-- %s:begin -->" % script, "<!-- %s:end -->" % script
+    if note is None:
+        note = "best instruction set: %s" % result["isa"]
+    section = "%s\nMeasured by `python3 scripts/%s` on %s, %s; %s.\n\n%s\n%s" % (
+        begin, script, result["machine"], result["date"], note, text, end)
     with open(path) as f:
         doc = f.read()
     if begin in doc:
@@ -157,6 +160,19 @@ def update_performance_md(path, text, result):
         doc += "\n" + section + "\n"
     with open(path, "w") as f:
         f.write(doc)
+
+
+def publish(text, result, json_path, performance_md, script="bench.py", note=None):
+    """Prints the table and the results, writes the JSON file and the PERFORMANCE.md section."""
+    print(text)
+    print()
+    print(json.dumps(result, indent=2))
+    os.makedirs(os.path.dirname(json_path), exist_ok=True)
+    with open(json_path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    if performance_md and os.path.exists(performance_md):
+        update_performance_md(performance_md, text, result, script, note)
 
 
 def plot(isas, rows, r, path):
@@ -208,15 +224,7 @@ def main():
     isas, best, rows = analyse(r)
     text = table(isas, best, rows, r)
     result = results_json(r, best, rows)
-    print(text)
-    print()
-    print(json.dumps(result, indent=2))
-    os.makedirs(os.path.dirname(args.json), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
-    if args.performance_md and os.path.exists(args.performance_md):
-        update_performance_md(args.performance_md, text, result)
+    publish(text, result, args.json, args.performance_md)
     if args.plot:
         plot(isas, rows, r, args.plot)
     return 0

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+// Decode attention (kpc::decode_attention: one KV head of 128 channels, a GQA group of 4 query
+// heads, online softmax) over 1k-64k cached tokens, on an f16 cache and on kpc caches, with the
+// same routine. Two regimes:
+//   hot  - the same KV head every call: it stays in L2/L3 while it fits (up to ~16k tokens here);
+//   cold - a pool of KV heads (>= 256 MiB as f16) is walked head after head, as a decode step walks
+//          every layer and head of a model: each head's cache comes from DRAM, as in an engine.
+// Names: attention/<tokens>/<hot|cold>/<cache>; items/s = cached tokens attended per second.
+// scripts/attention.py turns the JSON into ratios and docs/results/attention.json.
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <kpc/kpc.hpp>
+#include <memory>
+#include <random>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "plain_rows.hpp"
+
+namespace {
+
+constexpr std::size_t head_dim = 128, group = 4, max_tokens = 65536;
+constexpr std::size_t pool_target_bytes = std::size_t{256} << 20;  // of f16 cache: 8x a large L3
+
+using f16_rows = kpc_bench::plain_rows<kpc::half>;
+using K4 = kpc::Quantizer<4, kpc::PerChannel<32>>;
+using V4 = kpc::q4_1;
+using V3 = kpc::Quantizer<3, kpc::PerToken<32>>;
+
+/// One KV head's keys and values as a model makes them (keys with Qwen-like offset channels).
+struct source {
+  std::vector<float> k, v, q;
+};
+const source& data() {
+  static const source s = [] {
+    source d;
+    std::mt19937_64 gen(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    d.k.resize(max_tokens * head_dim);
+    d.v.resize(max_tokens * head_dim);
+    for (std::size_t i = 0; i < d.k.size(); ++i) {
+      d.k[i] = (i % head_dim) % 37 == 5 ? 20.0f + 5.0f * normal(gen) : normal(gen);
+      d.v[i] = normal(gen);
+    }
+    for (std::size_t i = 0; i < group * head_dim; ++i) d.q.push_back(0.3f * normal(gen));
+    return d;
+  }();
+  return s;
+}
+
+template <class F>
+std::vector<std::byte> encode_rows(const std::vector<float>& x, std::size_t tokens) {
+  std::vector<std::byte> bytes(F::encoded_bytes(tokens, head_dim));
+  if constexpr (std::is_same_v<F, f16_rows>) {
+    auto* out = reinterpret_cast<kpc::half*>(bytes.data());
+    for (std::size_t i = 0; i < tokens * head_dim; ++i) out[i] = kpc::half(x[i]);
+  } else {
+    F::encode(x.data(), tokens, head_dim, bytes.data());
+  }
+  return bytes;
+}
+
+/// `heads` copies of one head's K and V bytes, each head's K and V contiguous.
+struct pool {
+  std::size_t heads, k_bytes, v_bytes;
+  std::vector<std::byte> k, v;
+};
+
+template <class KF, class VF>
+std::shared_ptr<const pool> make_pool(std::size_t tokens, std::size_t heads) {
+  auto p = std::make_shared<pool>();
+  const std::vector<std::byte> k = encode_rows<KF>(data().k, tokens), v = encode_rows<VF>(data().v, tokens);
+  p->heads = heads;
+  p->k_bytes = k.size();
+  p->v_bytes = v.size();
+  p->k.resize(heads * k.size());
+  p->v.resize(heads * v.size());
+  for (std::size_t h = 0; h < heads; ++h) {
+    std::memcpy(p->k.data() + h * k.size(), k.data(), k.size());
+    std::memcpy(p->v.data() + h * v.size(), v.data(), v.size());
+  }
+  return p;
+}
+
+template <class KF, class VF>
+void register_cache(const std::string& name, std::size_t tokens, double bytes_per_token) {
+  const std::size_t f16_head_bytes = 2 * tokens * head_dim * sizeof(kpc::half);
+  const std::size_t cold_heads = (pool_target_bytes + f16_head_bytes - 1) / f16_head_bytes;
+  for (const bool cold : {false, true}) {
+    const std::string label = "attention/" + std::to_string(tokens) + (cold ? "/cold/" : "/hot/") + name;
+    benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& state) {
+      const std::shared_ptr<const pool> p = make_pool<KF, VF>(tokens, cold ? cold_heads : 1);
+      std::vector<float> out(group * head_dim);
+      std::size_t h = 0;
+      for (auto _ : state) {
+        kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
+                                      p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data());
+        benchmark::DoNotOptimize(out.data());
+        if (++h == p->heads) h = 0;
+      }
+      state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+      state.counters["bytes_per_token"] = bytes_per_token;
+      state.counters["pool_heads"] = static_cast<double>(p->heads);
+    });
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (const std::size_t tokens : {std::size_t{1024}, std::size_t{4096}, std::size_t{16384}, std::size_t{65536}}) {
+    register_cache<f16_rows, f16_rows>("f16", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim));
+    register_cache<K4, V4>("K4V4", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim));
+    register_cache<K4, V3>("K4V3", tokens, kpc::KVCache<K4, V3>::bytes_per_token(1, head_dim));
+    register_cache<kpc::q4_0, kpc::q4_0>("q4_0", tokens, 2.0 * static_cast<double>(kpc::q4_0::row_bytes(head_dim)));
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
