@@ -120,35 +120,48 @@ void check_against_reference(kpc::isa level, const std::vector<float>& x, std::s
     for (std::size_t c = channels; c < channels + 5; ++c) REQUIRE(strided[t * (channels + 5) + c] == -7.0f);
   }
 
-  // Fused scores (and accumulate) against f64 over the decoded values.
+  // Fused scores (and accumulate) against f64 over the decoded values, for one query head and for
+  // a group of three (a pair sharing the codes, then one on its own).
   auto gen = kpc_test::rng(tokens * 131 + channels);
-  const auto q = kpc_test::gaussian(channels, gen);
-  std::vector<float> scores(tokens);
-  Q::scores(q.data(), ref_bytes.data(), tokens, channels, scores.data());
   double largest = 0.0;
   for (float v : ref_out) largest = std::max(largest, static_cast<double>(std::fabs(v)));
-  double q_sum = 0.0;
-  for (float v : q) q_sum += std::fabs(v);
-  for (std::size_t t = 0; t < tokens; ++t) {
-    double exact = 0.0, magnitude = 0.0;
-    for (std::size_t c = 0; c < channels; ++c) {
-      exact += static_cast<double>(q[c]) * ref_out[t * channels + c];
-      magnitude += std::fabs(q[c]) * std::fabs(ref_out[t * channels + c]);
-    }
-    REQUIRE(std::fabs(scores[t] - exact) <= kpc_test::dot_tolerance(channels, magnitude + q_sum * largest));
-  }
-  if constexpr (tile_of<typename Q::layout>::value == 0) {
-    const auto w = kpc_test::gaussian(tokens, gen);
-    std::vector<float> acc(channels, 0.5f);
-    Q::accumulate(w.data(), ref_bytes.data(), tokens, channels, acc.data());
-    for (std::size_t c = 0; c < channels; ++c) {
-      double exact = 0.5, magnitude = 0.5;
-      for (std::size_t t = 0; t < tokens; ++t) {
-        exact += static_cast<double>(w[t]) * ref_out[t * channels + c];
-        magnitude += std::fabs(w[t]) * (std::fabs(ref_out[t * channels + c]) + largest);
+  const auto check_scores = [&](const float* q, const float* scores) {
+    double q_sum = 0.0;
+    for (std::size_t c = 0; c < channels; ++c) q_sum += std::fabs(q[c]);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      double exact = 0.0, magnitude = 0.0;
+      for (std::size_t c = 0; c < channels; ++c) {
+        exact += static_cast<double>(q[c]) * ref_out[t * channels + c];
+        magnitude += std::fabs(q[c]) * std::fabs(ref_out[t * channels + c]);
       }
-      REQUIRE(std::fabs(acc[c] - exact) <= kpc_test::dot_tolerance(tokens, magnitude));
+      REQUIRE(std::fabs(scores[t] - exact) <= kpc_test::dot_tolerance(channels, magnitude + q_sum * largest));
     }
+  };
+  constexpr std::size_t group = 3;
+  const auto q = kpc_test::gaussian(group * channels, gen);
+  std::vector<float> scores(group * tokens);
+  Q::scores(q.data(), ref_bytes.data(), tokens, channels, scores.data());
+  check_scores(q.data(), scores.data());
+  Q::scores_group(q.data(), group, ref_bytes.data(), ref_bytes.size(), tokens, channels, scores.data());
+  for (std::size_t h = 0; h < group; ++h) check_scores(q.data() + h * channels, scores.data() + h * tokens);
+  if constexpr (tile_of<typename Q::layout>::value == 0) {
+    const auto check_accumulate = [&](const float* w, const float* acc) {
+      for (std::size_t c = 0; c < channels; ++c) {
+        double exact = 0.5, magnitude = 0.5;
+        for (std::size_t t = 0; t < tokens; ++t) {
+          exact += static_cast<double>(w[t]) * ref_out[t * channels + c];
+          magnitude += std::fabs(w[t]) * (std::fabs(ref_out[t * channels + c]) + largest);
+        }
+        REQUIRE(std::fabs(acc[c] - exact) <= kpc_test::dot_tolerance(tokens, magnitude));
+      }
+    };
+    const auto w = kpc_test::gaussian(group * tokens, gen);
+    std::vector<float> acc(group * channels, 0.5f);
+    Q::accumulate(w.data(), ref_bytes.data(), tokens, channels, acc.data());
+    check_accumulate(w.data(), acc.data());
+    std::fill(acc.begin(), acc.end(), 0.5f);
+    Q::accumulate_group(w.data(), group, ref_bytes.data(), ref_bytes.size(), tokens, channels, acc.data());
+    for (std::size_t h = 0; h < group; ++h) check_accumulate(w.data() + h * tokens, acc.data() + h * channels);
   }
 }
 

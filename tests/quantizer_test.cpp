@@ -270,6 +270,63 @@ TEST_CASE_TEMPLATE("fused scores (and accumulate) match f64 over the decoded val
   }
 }
 
+TEST_CASE_TEMPLATE("group kernels: each query head as the one-head kernel gives it, within float rounding", Case,
+                   KPC_FORMATS) {
+  using Q = typename Case::quantizer;
+  auto gen = kpc_test::rng(950 + Q::bits * 17 + tile_tokens<Q>);
+  const std::size_t channels = 96, tokens = 77, group = 5;
+  const auto x = kpc_test::offset_rows(tokens, channels, {9, 50}, gen);
+  const auto bytes = encode<Q>(x, tokens, channels);
+  const auto decoded = decode<Q>(bytes, tokens, channels);
+  double largest = 0.0;
+  for (float v : decoded) largest = std::max(largest, static_cast<double>(std::fabs(v)));
+  const auto q = kpc_test::gaussian(group * channels, gen);
+  std::vector<float> together(group * tokens, -1.0f), alone(tokens);
+  Q::scores_group(q.data(), group, bytes.data(), bytes.size(), tokens, channels, together.data());
+  for (std::size_t h = 0; h < group; ++h) {
+    Q::scores(q.data() + h * channels, bytes.data(), tokens, channels, alone.data());
+    double q_sum = 0.0;
+    for (std::size_t c = 0; c < channels; ++c) q_sum += std::fabs(q[h * channels + c]);
+    for (std::size_t t = 0; t < tokens; ++t)
+      REQUIRE(std::fabs(together[h * tokens + t] - alone[t]) <= kpc_test::dot_tolerance(channels, 4 * q_sum * largest));
+  }
+  Q::scores_group(q.data(), 1, bytes.data(), bytes.size(), tokens, channels, together.data());  // one head: the same kernel
+  Q::scores(q.data(), bytes.data(), tokens, channels, alone.data());
+  CHECK(std::equal(alone.begin(), alone.end(), together.begin()));
+  std::vector<float> untouched(group * tokens, 3.0f);
+  Q::scores_group(q.data(), 0, bytes.data(), bytes.size(), tokens, channels, untouched.data());
+  Q::scores_group(q.data(), group, bytes.data(), bytes.size(), 0, channels, untouched.data());
+  CHECK(std::all_of(untouched.begin(), untouched.end(), [](float v) { return v == 3.0f; }));
+  const auto code_of = [](auto&& call) {
+    try {
+      call();
+    } catch (const kpc::error& e) {
+      return e.code();
+    }
+    return kpc::errc::ok;
+  };
+  CHECK(code_of([&] { Q::scores_group(q.data(), group, bytes.data(), bytes.size() - 1, tokens, channels, together.data()); }) ==
+        kpc::errc::buffer_too_small);
+  CHECK(code_of([&] { Q::scores_group(nullptr, group, bytes.data(), bytes.size(), tokens, channels, together.data()); }) ==
+        kpc::errc::null_pointer);
+  if constexpr (!per_channel<Q>) {
+    const auto w = kpc_test::gaussian(group * tokens, gen);
+    std::vector<float> acc_together(group * channels, 0.25f), acc_alone(channels);
+    Q::accumulate_group(w.data(), group, bytes.data(), bytes.size(), tokens, channels, acc_together.data());
+    for (std::size_t h = 0; h < group; ++h) {
+      std::fill(acc_alone.begin(), acc_alone.end(), 0.25f);
+      Q::accumulate(w.data() + h * tokens, bytes.data(), tokens, channels, acc_alone.data());
+      double w_sum = 0.0;
+      for (std::size_t t = 0; t < tokens; ++t) w_sum += std::fabs(w[h * tokens + t]);
+      for (std::size_t c = 0; c < channels; ++c)
+        REQUIRE(std::fabs(acc_together[h * channels + c] - acc_alone[c]) <=
+                kpc_test::dot_tolerance(tokens, 2 * (0.25 + w_sum * 2 * largest)));
+    }
+    CHECK(code_of([&] { Q::accumulate_group(w.data(), group, bytes.data(), bytes.size(), tokens, channels, nullptr); }) ==
+          kpc::errc::null_pointer);
+  }
+}
+
 TEST_CASE_TEMPLATE("every format: NaN and Inf are refused, so are values beyond fp16 metadata", Case, KPC_FORMATS) {
   using Q = typename Case::quantizer;
   const std::size_t tokens = 70, channels = 64;

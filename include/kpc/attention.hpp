@@ -12,6 +12,7 @@
 #include <string>
 #include <type_traits>
 
+#include "backend.hpp"
 #include "config.hpp"
 #include "detail/checks.hpp"
 #include "error.hpp"
@@ -29,9 +30,10 @@ struct attention_params {
 
 namespace detail {
 
-/// Tokens per online-softmax step: a multiple of every K tile (32, 64, 128). One step's K and V
-/// codes (about 40 KiB for a 128-wide head at 4 bits) stay in L1/L2 while every query head of
-/// the group reads them, so the cache crosses the memory bus once per group.
+/// Tokens per online-softmax step: a multiple of every K tile (32, 64, 128). Each step's codes are
+/// read once for the whole group (scores_group / accumulate_group unpack them once for two heads;
+/// the step, about 40 KiB for a 128-wide head at 4 bits, stays in L1/L2 for the rest), so the
+/// cache crosses the memory bus once per group.
 inline constexpr std::size_t attention_chunk = 256;
 /// Query heads whose softmax state lives on the stack at once; larger groups take several passes.
 inline constexpr std::size_t attention_heads_per_pass = 16;
@@ -52,7 +54,7 @@ inline void check_finite(const float* values, std::size_t count, const char* nam
 /// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
 /// one KV head: K as a KFormat slab (k, k_bytes), V as a VFormat slab (v, v_bytes). Writes
 /// out[group][head_dim] (must not overlap q). KFormat/VFormat are kpc::Quantizer types, or any
-/// type with the same static encoded_bytes, scores (K) and accumulate (V) members.
+/// type with the same static encoded_bytes, scores_group (K) and accumulate_group (V) members.
 /// tokens = 0 gives zeros. Errors: invalid_shape (group 0, channels the formats cannot take),
 /// buffer_too_small, null_pointer, non_finite (q, scale, softcap or sinks), out_of_range
 /// (softcap < 0). Bytes that no encoder wrote give unspecified values, never an out-of-bounds access.
@@ -79,6 +81,7 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
   const float scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
   const float softcap = params.softcap;
 
+  const detail::softmax_kernels& softmax = detail::active_table<detail::compile_time_arch>().softmax;
   std::fill(out, out + group * head_dim, 0.0f);
   for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {
     const std::size_t heads = std::min(detail::attention_heads_per_pass, group - first_head);
@@ -89,21 +92,27 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
       running_max[h] = sink ? params.sinks[first_head + h] : -std::numeric_limits<float>::infinity();
       running_sum[h] = sink ? 1.0f : 0.0f;  // the sink's exp(sink - max)
     }
-    alignas(64) float weights[chunk];
+    // Logits, then weights, of every head of the pass: head h's at weights + h * n.
+    alignas(64) float weights[detail::attention_heads_per_pass * chunk];
+    const float* queries = q + first_head * head_dim;
+    float* outputs = out + first_head * head_dim;
     for (std::size_t t0 = 0; t0 < tokens; t0 += chunk) {
       const std::size_t n = std::min(chunk, tokens - t0);
       const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
       const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
+      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, weights);
       for (std::size_t h = 0; h < heads; ++h) {
-        const float* query = q + (first_head + h) * head_dim;
-        float* acc = out + (first_head + h) * head_dim;
-        KFormat::scores(query, k + k_offset, k_bytes - k_offset, n, head_dim, weights);
-        float step_max = -std::numeric_limits<float>::infinity();
-        for (std::size_t t = 0; t < n; ++t) {
-          float logit = weights[t] * scale;
-          if (softcap > 0.0f) logit = softcap * std::tanh(logit / softcap);
-          weights[t] = logit;
-          step_max = std::max(step_max, logit);
+        float* const w = weights + h * n;
+        float* const acc = outputs + h * head_dim;
+        float step_max;
+        if (softcap > 0.0f) {
+          step_max = -std::numeric_limits<float>::infinity();
+          for (std::size_t t = 0; t < n; ++t) {
+            w[t] = softcap * std::tanh(w[t] * scale / softcap);
+            step_max = std::max(step_max, w[t]);
+          }
+        } else {
+          step_max = softmax.scale_max(w, n, scale);
         }
         if (step_max > running_max[h]) {  // rescale what was summed under the old maximum
           const float correction = std::exp(running_max[h] - step_max);
@@ -111,14 +120,9 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
           for (std::size_t c = 0; c < head_dim; ++c) acc[c] *= correction;
           running_max[h] = step_max;
         }
-        float sum = 0.0f;
-        for (std::size_t t = 0; t < n; ++t) {
-          weights[t] = std::exp(weights[t] - running_max[h]);
-          sum += weights[t];
-        }
-        running_sum[h] += sum;
-        VFormat::accumulate(weights, v + v_offset, v_bytes - v_offset, n, head_dim, acc);
+        running_sum[h] += softmax.exp_sum(w, n, running_max[h]);
       }
+      VFormat::accumulate_group(weights, heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
     }
     for (std::size_t h = 0; h < heads; ++h) {
       if (running_sum[h] == 0.0f) continue;  // no tokens and no sink: zeros

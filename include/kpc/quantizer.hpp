@@ -121,6 +121,17 @@ class slab_quantizer {
     check_rows(out, tokens, 1, 1, sizeof(float), "out");
     if (tokens != 0) kernels().scores(q, src, tokens, channels, out);
   }
+  /// scores for a group of query heads that share the slab (GQA): q [group][channels] ->
+  /// out [group][tokens], each row as scores() computes it up to float rounding, with each
+  /// unit's codes unpacked once for several heads.
+  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t src_bytes,
+                           std::size_t tokens, std::size_t channels, float* out) {
+    check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
+    if (tokens == 0 || group == 0) return;
+    check_rows(q, group, channels, channels, sizeof(float), "q");
+    check_rows(out, group, tokens, tokens, sizeof(float), "out");
+    kernels().scores_group(q, group, src, tokens, channels, out);
+  }
 };
 
 /// Per-token formats: independent blocks of 32 channels; channels must be a multiple of 32.
@@ -143,6 +154,15 @@ class row_quantizer : public slab_quantizer<block_row_units<Block>> {
     check_rows(w, tokens, 1, 1, sizeof(float), "w");
     check_rows(out, tokens != 0, channels, channels, sizeof(float), "out");
     if (tokens != 0) row_quantizer::kernels().accumulate(w, src, tokens, channels, out);
+  }
+  /// accumulate for a group of query heads: w [group][tokens], out [group][channels] (+=).
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t src_bytes,
+                               std::size_t tokens, std::size_t channels, float* out) {
+    check_bytes(src, src_bytes, row_quantizer::encoded_bytes(tokens, channels), "src");
+    if (tokens == 0 || group == 0) return;
+    check_rows(w, group, tokens, tokens, sizeof(float), "w");
+    check_rows(out, group, channels, channels, sizeof(float), "out");
+    row_quantizer::kernels().accumulate_group(w, group, src, tokens, channels, out);
   }
 };
 

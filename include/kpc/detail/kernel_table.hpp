@@ -35,6 +35,18 @@ struct format_kernels {
   void (*scores)(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out);
   void (*accumulate)(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels,
                      float* out);  ///< null for per-channel K formats
+  /// scores for a group of query heads sharing the slab: q [group][channels], out [group][tokens].
+  void (*scores_group)(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                       std::size_t channels, float* out);
+  /// accumulate for a group: w [group][tokens], out [group][channels]; null for per-channel K formats.
+  void (*accumulate_group)(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+                           std::size_t channels, float* out);
+};
+
+/// The element-wise steps of an online softmax (decode attention), per backend.
+struct softmax_kernels {
+  float (*scale_max)(float* x, std::size_t n, float scale);  ///< x *= scale; returns max(x) (n >= 1)
+  float (*exp_sum)(float* x, std::size_t n, float shift);    ///< x = exp(x - shift); returns sum(x)
 };
 
 /// Backend levels, in order of preference on one machine.
@@ -45,6 +57,7 @@ struct kernel_table {
   format_kernels k[3][3];           ///< per-channel K: [Bits 4, 3, 2][G 32, 64, 128]
   format_kernels v[3];              ///< per-token V: [Bits 8, 4, 3]
   format_kernels q4_0;              ///< the baseline
+  softmax_kernels softmax;
 };
 
 /// Tables of run-time dispatch units (defined by simd/dispatch_unit.hpp when that unit is built).

@@ -6,6 +6,7 @@
 #define KPC_DETAIL_SLAB_HPP
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
 
@@ -24,10 +25,22 @@ using KPC_KERNELS_ABI::f16_bits;
 using KPC_KERNELS_ABI::format_kernels;
 using KPC_KERNELS_ABI::kernel_table;
 using KPC_KERNELS_ABI::slab_result;
+using KPC_KERNELS_ABI::softmax_kernels;
 
-/// The reference as a provider: per-unit kernels (a K tile, a V row) and the slab-wide scores and
-/// accumulate of the per-token formats.
+/// The reference as a provider: per-unit kernels (a K tile, a V row), the slab-wide scores and
+/// accumulate of the per-token formats, and the softmax steps of decode attention.
 struct ref_provider {
+  static float scale_max(float* x, std::size_t n, float scale) {
+    float max = x[0] *= scale;
+    for (std::size_t i = 1; i < n; ++i) max = std::max(max, x[i] *= scale);
+    return max;
+  }
+  static float exp_sum(float* x, std::size_t n, float shift) {
+    float sum = 0.0f;
+    for (std::size_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
+    return sum;
+  }
+
   template <int Bits, int G, class T>
   static errc encode_k_tile(const T* src, std::size_t stride, int tokens, std::size_t channels, std::byte* tile) {
     return ref::encode_k_tile<Bits, G>(src, stride, tokens, channels, tile);
@@ -39,6 +52,12 @@ struct ref_provider {
   template <int Bits, int G>
   static errc scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
     return ref::scores_k_tile<Bits, G>(q, tile, tokens, channels, out);
+  }
+  /// A group of query heads is the same tile once per head (q [group][channels]).
+  template <int Bits, int G>
+  static void scores_k_tile_group(const float* q, std::size_t group, const std::byte* tile, int tokens,
+                                  std::size_t channels, float* out, std::size_t out_stride) {
+    for (std::size_t h = 0; h < group; ++h) ref::scores_k_tile<Bits, G>(q + h * channels, tile, tokens, channels, out + h * out_stride);
   }
 
   template <class Block, class T>
@@ -73,6 +92,11 @@ struct ref_provider {
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t b = 0; b < channels / Block::values; ++b)
         axpy_block<Block>(w[t], rows + t * row_size + b * Block::bytes, out + b * Block::values);
+  }
+  template <class Block>
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    for (std::size_t h = 0; h < group; ++h) accumulate<Block>(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
 
  private:
@@ -130,6 +154,12 @@ struct k_slab {
       P::template scores_k_tile<Bits, G>(q, src + first / G * tile_bytes(channels), present(tokens, first), channels,
                                          out + first);
   }
+  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    for (std::size_t first = 0; first < tokens; first += G)
+      P::template scores_k_tile_group<Bits, G>(q, group, src + first / G * tile_bytes(channels), present(tokens, first),
+                                               channels, out + first, tokens);
+  }
 };
 
 /// A per-token slab: one row of 32-value blocks per token.
@@ -159,6 +189,14 @@ struct row_slab {
   static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
     P::template accumulate<Block>(w, src, tokens, channels, out);
   }
+  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    for (std::size_t h = 0; h < group; ++h) P::template scores<Block>(q + h * channels, src, tokens, channels, out + h * tokens);
+  }
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    P::template accumulate_group<Block>(w, group, src, tokens, channels, out);
+  }
 };
 
 /// The table entry of one slab type; f16 crosses the table as bits and is read back as kpc::half.
@@ -174,7 +212,11 @@ format_kernels slab_kernels() {
     return Slab::decode(src, tokens, channels, reinterpret_cast<half*>(dst), stride);
   };
   k.scores = &Slab::scores;
-  if constexpr (HasAccumulate) k.accumulate = &Slab::accumulate;
+  k.scores_group = &Slab::scores_group;
+  if constexpr (HasAccumulate) {
+    k.accumulate = &Slab::accumulate;
+    k.accumulate_group = &Slab::accumulate_group;
+  }
   return k;
 }
 
@@ -197,6 +239,8 @@ kernel_table make_table(int isa) {
   table.v[1] = slab_kernels<row_slab<P, format::v_block<4>>, true>();
   table.v[2] = slab_kernels<row_slab<P, format::v_block<3>>, true>();
   table.q4_0 = slab_kernels<row_slab<P, format::q4_0_block>, true>();
+  table.softmax.scale_max = &P::scale_max;
+  table.softmax.exp_sum = &P::exp_sum;
   return table;
 }
 

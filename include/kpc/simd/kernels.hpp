@@ -11,6 +11,7 @@
 #include "arch.hpp"
 #include "per_channel.hpp"
 #include "per_token.hpp"
+#include "softmax.hpp"
 
 KPC_BEGIN_NAMESPACE
 namespace simd {
@@ -18,6 +19,9 @@ namespace simd {
 /// xsimd kernels for arch A, shaped like detail::ref_provider.
 template <class A>
 struct provider {
+  static float scale_max(float* x, std::size_t n, float scale) { return simd::scale_max<A>(x, n, scale); }
+  static float exp_sum(float* x, std::size_t n, float shift) { return simd::exp_sum<A>(x, n, shift); }
+
   template <int Bits, int G, class T>
   static errc encode_k_tile(const T* src, std::size_t stride, int tokens, std::size_t channels, std::byte* tile) {
     return k_tile<A, Bits, G>::encode(src, stride, tokens, channels, tile);
@@ -29,6 +33,11 @@ struct provider {
   template <int Bits, int G>
   static errc scores_k_tile(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
     return k_tile<A, Bits, G>::scores(q, tile, tokens, channels, out);
+  }
+  template <int Bits, int G>
+  static void scores_k_tile_group(const float* q, std::size_t group, const std::byte* tile, int tokens,
+                                  std::size_t channels, float* out, std::size_t out_stride) {
+    k_tile<A, Bits, G>::scores_group(q, group, tile, tokens, channels, out, out_stride);
   }
 
   template <class Block, class T>
@@ -50,6 +59,11 @@ struct provider {
   template <class Block>
   static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     block_kernels<A, Block>::accumulate(w, rows, tokens, channels, out);
+  }
+  template <class Block>
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    block_kernels<A, Block>::accumulate_group(w, group, rows, tokens, channels, out);
   }
 };
 

@@ -215,55 +215,83 @@ struct k_tile {
   /// that accumulate q'_c * code per token, so no horizontal sums are needed.
   static errc scores(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
     if (tokens < 1 || tokens > G) return errc::invalid_shape;
-    const ref::k_tile_meta meta = ref::k_load_meta(tile);
-    float* const q_scaled = scratch_floats(channels);
-    const std::size_t vector_channels = channels / W * W;
-    F bias_lanes(0.0f);
-    for (std::size_t c = 0; c < vector_channels; c += W) {
-      F scale, zero;
-      load_channel_meta<A, Bits, G>(tile, meta, channels, c, scale, zero);
-      const F qc = F::load_unaligned(q + c);
-      (qc * scale).store_unaligned(q_scaled + c);
-      bias_lanes = xsimd::fma(qc, zero, bias_lanes);
-    }
-    float bias = reduce_add<A>(bias_lanes);
-    for (std::size_t c = vector_channels; c < channels; ++c) {
-      const ref::k_channel_meta m = ref::k_load_channel<Bits, G>(tile, meta, channels, c);
-      q_scaled[c] = q[c] * m.scale;
-      bias += q[c] * m.zero;
-    }
-    constexpr int per_group = format::group_values / static_cast<int>(W);
-    for (int g = 0; g < groups && g * format::group_values < tokens; ++g) {
-      // Even and odd channels accumulate separately: twice the independent FMA chains.
-      std::array<F, per_group> even, odd;
-      even.fill(F(0.0f));
-      odd.fill(F(0.0f));
-      auto add_channel = [&](std::size_t c, std::array<F, per_group>& dot) {
-        const std::array<ibatch<A>, per_group> codes =
-            unpack_group(tile + layout::offset_channel_codes(channels, c) + g * format::group_bytes<Bits>);
-        const F qc(q_scaled[c]);
-        for (int v = 0; v < per_group; ++v) dot[v] = xsimd::fma(qc, xsimd::to_float(codes[v]), dot[v]);
-      };
-      std::size_t c = 0;
-      for (; c + 2 <= channels; c += 2) {
-        add_channel(c, even);
-        add_channel(c + 1, odd);
-      }
-      if (c < channels) add_channel(c, even);
-      const int present = tokens - g * format::group_values;
-      float* const group_out = out + g * format::group_values;
-      if (present >= format::group_values) {
-        for (int v = 0; v < per_group; ++v) (even[v] + odd[v] + F(bias)).store_unaligned(group_out + v * W);
-      } else {
-        alignas(64) float sums[format::group_values];
-        for (int v = 0; v < per_group; ++v) (even[v] + odd[v] + F(bias)).store_aligned(sums + v * W);
-        for (int j = 0; j < present; ++j) group_out[j] = sums[j];
-      }
-    }
+    scores_heads<1>(q, tile, tokens, channels, out, 0);
     return errc::ok;
   }
 
+  /// scores for a group of query heads (q [group][channels], head h's out at out + h * out_stride):
+  /// two heads at a time share each channel's unpacked codes.
+  static void scores_group(const float* q, std::size_t group, const std::byte* tile, int tokens,
+                           std::size_t channels, float* out, std::size_t out_stride) {
+    std::size_t h = 0;
+    for (; h + 2 <= group; h += 2) scores_heads<2>(q + h * channels, tile, tokens, channels, out + h * out_stride, out_stride);
+    if (h < group) scores_heads<1>(q + h * channels, tile, tokens, channels, out + h * out_stride, out_stride);
+  }
+
  private:
+  /// The scores of H query heads. With one head, even and odd channels accumulate separately
+  /// (two independent FMA chains); with two, each head is a chain of its own.
+  template <int H>
+  static void scores_heads(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out,
+                           std::size_t out_stride) {
+    const ref::k_tile_meta meta = ref::k_load_meta(tile);
+    float* const q_scaled = scratch_floats(H * channels);  // head h's q_c * scale'_c at h * channels
+    float bias[H];
+    const std::size_t vector_channels = channels / W * W;
+    for (int h = 0; h < H; ++h) {
+      const float* qh = q + h * channels;
+      F bias_lanes(0.0f);
+      for (std::size_t c = 0; c < vector_channels; c += W) {
+        F scale, zero;
+        load_channel_meta<A, Bits, G>(tile, meta, channels, c, scale, zero);
+        const F qc = F::load_unaligned(qh + c);
+        (qc * scale).store_unaligned(q_scaled + h * channels + c);
+        bias_lanes = xsimd::fma(qc, zero, bias_lanes);
+      }
+      bias[h] = reduce_add<A>(bias_lanes);
+      for (std::size_t c = vector_channels; c < channels; ++c) {
+        const ref::k_channel_meta m = ref::k_load_channel<Bits, G>(tile, meta, channels, c);
+        q_scaled[h * channels + c] = qh[c] * m.scale;
+        bias[h] += qh[c] * m.zero;
+      }
+    }
+    constexpr int per_group = format::group_values / static_cast<int>(W);
+    constexpr int chains = H == 1 ? 2 : 1;
+    for (int g = 0; g < groups && g * format::group_values < tokens; ++g) {
+      std::array<std::array<std::array<F, per_group>, H>, chains> dot;
+      for (auto& chain : dot)
+        for (auto& head : chain) head.fill(F(0.0f));
+      auto add_channel = [&](std::size_t c, int chain) {
+        const std::array<ibatch<A>, per_group> codes =
+            unpack_group(tile + layout::offset_channel_codes(channels, c) + g * format::group_bytes<Bits>);
+        std::array<F, per_group> values;
+        for (int v = 0; v < per_group; ++v) values[v] = xsimd::to_float(codes[v]);
+        for (int h = 0; h < H; ++h) {
+          const F qc(q_scaled[h * channels + c]);
+          for (int v = 0; v < per_group; ++v) dot[chain][h][v] = xsimd::fma(qc, values[v], dot[chain][h][v]);
+        }
+      };
+      std::size_t c = 0;
+      for (; c + chains <= channels; c += chains)
+        for (int chain = 0; chain < chains; ++chain) add_channel(c + chain, chain);
+      if (c < channels) add_channel(c, 0);
+      const int present = tokens - g * format::group_values;
+      for (int h = 0; h < H; ++h) {
+        float* const group_out = out + h * out_stride + g * format::group_values;
+        std::array<F, per_group> sum = dot[0][h];
+        for (int chain = 1; chain < chains; ++chain)
+          for (int v = 0; v < per_group; ++v) sum[v] = sum[v] + dot[chain][h][v];
+        if (present >= format::group_values) {
+          for (int v = 0; v < per_group; ++v) (sum[v] + F(bias[h])).store_unaligned(group_out + v * W);
+        } else {
+          alignas(64) float sums[format::group_values];
+          for (int v = 0; v < per_group; ++v) (sum[v] + F(bias[h])).store_aligned(sums + v * W);
+          for (int j = 0; j < present; ++j) group_out[j] = sums[j];
+        }
+      }
+    }
+  }
+
   /// Code j of a group held as Bits little-endian words per lane (format::code_at, W lanes).
   template <int j>
   static U code_of(const std::array<U, Bits>& words) {

@@ -111,30 +111,55 @@ struct block_kernels {
   /// out[c] += sum_t w[t] x[t][c] (ref::axpy_v_block per block), 64 tokens at a time so the
   /// blocks' accumulators stay in registers and the rows in L1.
   static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    accumulate_heads<1>(w, rows, tokens, channels, out);
+  }
+
+  /// accumulate for a group (w [group][tokens], out [group][channels]): two heads at a time share
+  /// each block's unpacked codes and scale.
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    std::size_t h = 0;
+    for (; h + 2 <= group; h += 2) accumulate_heads<2>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    if (h < group) accumulate_heads<1>(w + h * tokens, rows, tokens, channels, out + h * channels);
+  }
+
+ private:
+  template <int H>
+  static void accumulate_heads(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels,
+                               float* out) {
     constexpr std::size_t chunk = 64;
     const std::size_t blocks = channels / format::group_values;
     for (std::size_t first = 0; first < tokens; first += chunk) {
       const std::size_t last = std::min(tokens, first + chunk);
       for (std::size_t b = 0; b < blocks; ++b) {
-        std::array<F, per_block> sum;
-        for (std::size_t v = 0; v < per_block; ++v) sum[v] = F::load_unaligned(out + b * format::group_values + v * W);
-        float offsets = 0.0f;
+        std::array<std::array<F, per_block>, H> sum;
+        float offsets[H];
+        for (int h = 0; h < H; ++h) {
+          for (std::size_t v = 0; v < per_block; ++v)
+            sum[h][v] = F::load_unaligned(out + h * channels + b * format::group_values + v * W);
+          offsets[h] = 0.0f;
+        }
         for (std::size_t t = first; t < last; ++t) {
           const std::byte* block = rows + (t * blocks + b) * Block::bytes;
           float scale, offset;
           load_meta(block, scale, offset);
           const codes_t codes = unpack(block);
-          const F weighted_scale(w[t] * scale);
-          for (std::size_t v = 0; v < per_block; ++v) sum[v] = xsimd::fma(weighted_scale, xsimd::to_float(codes[v]), sum[v]);
-          offsets += w[t] * offset;
+          std::array<F, per_block> values;
+          for (std::size_t v = 0; v < per_block; ++v) values[v] = xsimd::to_float(codes[v]);
+          for (int h = 0; h < H; ++h) {
+            const float wt = w[h * tokens + t];
+            const F weighted_scale(wt * scale);
+            for (std::size_t v = 0; v < per_block; ++v) sum[h][v] = xsimd::fma(weighted_scale, values[v], sum[h][v]);
+            offsets[h] += wt * offset;
+          }
         }
-        for (std::size_t v = 0; v < per_block; ++v)
-          (sum[v] + F(offsets)).store_unaligned(out + b * format::group_values + v * W);
+        for (int h = 0; h < H; ++h)
+          for (std::size_t v = 0; v < per_block; ++v)
+            (sum[h][v] + F(offsets[h])).store_unaligned(out + h * channels + b * format::group_values + v * W);
       }
     }
   }
 
- private:
   /// A block's d (and m) as ggml computes them, stored in the block; `base` (min, or 0) and
   /// `inverse` (1/d, or 0) are what its codes need.
   template <class T>
