@@ -8,6 +8,10 @@
 #include "config.hpp"
 #include "detail/bits.hpp"
 
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
+
 KPC_BEGIN_NAMESPACE
 
 /// Converts f32 to the bits of the nearest binary16 (ties to even). Overflow gives ±Inf,
@@ -38,6 +42,10 @@ KPC_HOST_DEVICE inline std::uint16_t fp32_to_fp16_bits(float value) {
 
 /// Converts binary16 bits to f32 exactly (every binary16 value is an f32 value).
 KPC_HOST_DEVICE inline float fp16_bits_to_fp32(std::uint16_t bits) {
+#if defined(__CUDA_ARCH__)
+  // One instruction for finite values (attention's hot path); NaN keeps its payload below.
+  if ((bits & 0x7C00u) != 0x7C00u) return __half2float(__ushort_as_half(bits));
+#endif
   const std::uint32_t sign = static_cast<std::uint32_t>(bits & 0x8000u) << 16;
   std::uint32_t exponent = (bits >> 10) & 0x1Fu;
   std::uint32_t mantissa = bits & 0x3FFu;
