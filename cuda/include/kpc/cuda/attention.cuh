@@ -135,16 +135,16 @@ __global__ void __launch_bounds__(block_threads) attention_splits(attention_prob
     }
     __syncthreads();
 
-KPC_CUDA_UNROLL
+    KPC_CUDA_UNROLL
     for (int k = 0; k < max_channels_per_thread; ++k) {
       const std::size_t c = threadIdx.x + static_cast<std::size_t>(k) * block_threads;
       if (c >= C) break;
-KPC_CUDA_UNROLL
+      KPC_CUDA_UNROLL
       for (int h = 0; h < max_heads_per_block; ++h)
         if (h < heads) acc[h][k] *= correction[h];
       for (int t = 0; t < n; ++t) {
         const float x = V::value(v_rows, t, c, C);
-KPC_CUDA_UNROLL
+        KPC_CUDA_UNROLL
         for (int h = 0; h < max_heads_per_block; ++h)
           if (h < heads) acc[h][k] += logits[h * step + t] * x;
       }
@@ -160,11 +160,11 @@ KPC_CUDA_UNROLL
     maxima[split * layout.q_heads + first_head + threadIdx.x] = running_max[threadIdx.x];
     sums[split * layout.q_heads + first_head + threadIdx.x] = running_sum[threadIdx.x];
   }
-KPC_CUDA_UNROLL
+  KPC_CUDA_UNROLL
   for (int k = 0; k < max_channels_per_thread; ++k) {
     const std::size_t c = threadIdx.x + static_cast<std::size_t>(k) * block_threads;
     if (c >= C) break;
-KPC_CUDA_UNROLL
+    KPC_CUDA_UNROLL
     for (int h = 0; h < max_heads_per_block; ++h)
       if (h < heads) accumulators[(split * layout.q_heads + first_head + h) * C + c] = acc[h][k];
   }
@@ -225,9 +225,9 @@ cudaError_t decode_attention(const attention_problem& p, const attention_params&
   const std::size_t passes = (p.group + detail::max_heads_per_block - 1) / detail::max_heads_per_block;
   const std::size_t units = (p.tokens + step - 1) / step;
   int device = 0, sm_count = 1;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    return cudaGetLastError();
+  cudaError_t queried = cudaGetDevice(&device);
+  if (queried == cudaSuccess) queried = cudaDeviceGetAttribute(&sm_count, cudaDevAttrMultiProcessorCount, device);
+  if (queried != cudaSuccess) return queried;
   const std::size_t splits = detail::choose_splits(units, shape.heads * passes, sm_count,
                                                    max_splits < fitting ? max_splits : fitting);
   const detail::attention_layout layout{splits, units, shape.heads * p.group, shape.head_dim};

@@ -81,7 +81,7 @@ struct codec<Bits, PerChannel<G>> {
     float bias[detail::max_heads_per_block] = {};
     for (std::size_t c = threadIdx.x; c < channels; c += blockDim.x) {
       const ref::k_channel_meta m = ref::k_load_channel<Bits, G>(staged, meta, channels, c);
-KPC_CUDA_UNROLL
+      KPC_CUDA_UNROLL
       for (int h = 0; h < detail::max_heads_per_block; ++h) {
         if (h >= heads) break;
         qs[h * channels + c] = q[h * channels + c] * m.scale;
@@ -89,7 +89,7 @@ KPC_CUDA_UNROLL
       }
     }
     const int warp = static_cast<int>(threadIdx.x) / 32;
-KPC_CUDA_UNROLL
+    KPC_CUDA_UNROLL
     for (int h = 0; h < detail::max_heads_per_block; ++h) {
       if (h >= heads) break;
       const float total = detail::warp_sum(bias[h]);
@@ -103,14 +103,14 @@ KPC_CUDA_UNROLL
       const std::byte* group = staged + tile::offset_codes(channels) + (t / format::group_values) * format::group_bytes<Bits>;
       for (std::size_t c = static_cast<std::size_t>(part); c < channels; c += parts) {
         const float code = static_cast<float>(format::code_at<Bits>(group + c * tile::channel_code_bytes, t % format::group_values));
-KPC_CUDA_UNROLL
+        KPC_CUDA_UNROLL
         for (int h = 0; h < detail::max_heads_per_block; ++h) {
           if (h >= heads) break;
           dot[h] += qs[h * channels + c] * code;
         }
       }
     }
-KPC_CUDA_UNROLL
+    KPC_CUDA_UNROLL
     for (int h = 0; h < detail::max_heads_per_block; ++h) {
       if (h >= heads) break;
       dot_parts[(part * detail::max_heads_per_block + h) * G + t] = dot[h];
@@ -144,13 +144,13 @@ struct row_attention {
       float dot[max_heads_per_block] = {};
       for (std::size_t c = static_cast<std::size_t>(lane); c < channels; c += 32) {
         const float x = Codec::value(staged, t, c, channels);
-KPC_CUDA_UNROLL
+        KPC_CUDA_UNROLL
         for (int h = 0; h < max_heads_per_block; ++h) {
           if (h >= heads) break;
           dot[h] += q[h * channels + c] * x;
         }
       }
-KPC_CUDA_UNROLL
+      KPC_CUDA_UNROLL
       for (int h = 0; h < max_heads_per_block; ++h) {
         if (h >= heads) break;
         const float total = warp_sum(dot[h]);
