@@ -152,28 +152,41 @@ __global__ void hold_open_tile(tile_source<T, G> src, std::size_t open_first, st
       to_float(src.fresh.data[(t - src.new_from) * src.fresh.row_stride + h * shape.head_dim + c]);
 }
 
+/// The 32-value block of a token row that this thread of encode_blocks/decode_blocks handles:
+/// threads walk blocks, then heads, then tokens (rows of `tokens` tokens, the first in the slab at
+/// first_token). `values`: the block's offset in a row; `bytes`: its offset in the head's slab.
+struct row_block {
+  bool valid;
+  std::size_t token, head, values, bytes;
+};
+
+template <class Codec>
+__device__ inline row_block this_threads_block(std::size_t tokens, std::size_t first_token, const heads_shape& shape) {
+  const std::size_t blocks_per_row = shape.head_dim / format::group_values;
+  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= tokens * shape.heads * blocks_per_row) return {false, 0, 0, 0, 0};
+  const std::size_t b = i % blocks_per_row, h = i / blocks_per_row % shape.heads, t = i / blocks_per_row / shape.heads;
+  return {true, t, h, h * shape.head_dim + b * format::group_values,
+          Codec::slab_bytes(first_token + t, shape.head_dim) + b * Codec::block::bytes};
+}
+
 /// One thread per 32-value block of a token row: the reference encoder, as is.
 template <class Codec, class T>
 __global__ void encode_blocks(rows<const T> src, std::size_t tokens, std::size_t first_token, heads_shape shape,
                               slabs<std::byte> dst, int* status) {
-  const std::size_t blocks_per_row = shape.head_dim / format::group_values;
-  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= tokens * shape.heads * blocks_per_row) return;
-  const std::size_t b = i % blocks_per_row, h = i / blocks_per_row % shape.heads, t = i / blocks_per_row / shape.heads;
-  const T* x = src.data + t * src.row_stride + h * shape.head_dim + b * format::group_values;
-  std::byte* out = dst.data + h * dst.head_stride + Codec::slab_bytes(first_token + t, shape.head_dim) + b * Codec::block::bytes;
-  report(status, Codec::encode_block(x, out));
+  const row_block at = this_threads_block<Codec>(tokens, first_token, shape);
+  if (!at.valid) return;
+  report(status, Codec::encode_block(src.data + at.token * src.row_stride + at.values,
+                                     dst.data + at.head * dst.head_stride + at.bytes));
 }
 
 template <class Codec, class T>
 __global__ void decode_blocks(slabs<const std::byte> src, std::size_t first_token, std::size_t tokens,
                               heads_shape shape, rows<T> dst, int* status) {
-  const std::size_t blocks_per_row = shape.head_dim / format::group_values;
-  const std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= tokens * shape.heads * blocks_per_row) return;
-  const std::size_t b = i % blocks_per_row, h = i / blocks_per_row % shape.heads, t = i / blocks_per_row / shape.heads;
-  const std::byte* in = src.data + h * src.head_stride + Codec::slab_bytes(first_token + t, shape.head_dim) + b * Codec::block::bytes;
-  report(status, Codec::decode_block(in, dst.data + t * dst.row_stride + h * shape.head_dim + b * format::group_values));
+  const row_block at = this_threads_block<Codec>(tokens, first_token, shape);
+  if (!at.valid) return;
+  report(status, Codec::decode_block(src.data + at.head * src.head_stride + at.bytes,
+                                     dst.data + at.token * dst.row_stride + at.values));
 }
 
 /// One block per (tile, head), threads over channels: the reference's decode_k_channel.
