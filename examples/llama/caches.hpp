@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: MIT
+// The KV cache of one layer, in each format the evaluation compares. This is the part an engine
+// changes to adopt kpc:
+//   - kpc formats (K per channel): kpc::KVCache keeps K tiles, V rows and the open tile's values,
+//     and its attend() runs fused decode attention straight from the codes;
+//   - per-token formats for both K and V (ggml's q8_0 and q4_0, as engines use today, and plain
+//     f16): an engine's usual row-per-token slabs, with kpc::decode_attention over them, so every
+//     configuration runs the same attention code.
+#ifndef KPC_EXAMPLES_LLAMA_CACHES_HPP
+#define KPC_EXAMPLES_LLAMA_CACHES_HPP
+
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <kpc/kpc.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+#include <xsimd/xsimd.hpp>
+
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
+namespace llama {
+
+/// One layer's cache for one sequence.
+class layer_cache {
+ public:
+  virtual ~layer_cache() = default;
+  virtual void clear() = 0;
+  /// Appends one token: k and v hold [kv_heads][head_dim].
+  virtual void append(const float* k, const float* v) = 0;
+  /// out[kv_heads * group][head_dim] = softmax(q K^T / sqrt(head_dim)) V over every cached token;
+  /// query heads h * group .. h * group + group - 1 share KV head h (grouped-query attention).
+  virtual void attend(const float* q, std::size_t group, float* out) const = 0;
+};
+
+/// K and V through kpc::KVCache: K per channel in tiles of G tokens, V per token.
+template <class KFormat, class VFormat>
+class kpc_cache final : public layer_cache {
+ public:
+  using cache_type = kpc::KVCache<KFormat, VFormat>;
+  kpc_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity) : cache_(kv_heads, head_dim, capacity) {}
+  static double bytes_per_token(std::size_t kv_heads, std::size_t head_dim) {
+    return cache_type::bytes_per_token(kv_heads, head_dim);
+  }
+  void clear() override { cache_.clear(); }
+  void append(const float* k, const float* v) override { cache_.append(k, v, 1); }
+  void attend(const float* q, std::size_t group, float* out) const override {
+    const std::size_t stride = group * cache_.head_dim();
+    for (std::size_t h = 0; h < cache_.kv_heads(); ++h) cache_.attend(h, q + h * stride, group, {}, out + h * stride);
+  }
+
+ private:
+  cache_type cache_;
+};
+
+/// K and V as rows per token (one slab per KV head), in any per-token format.
+template <class KFormat, class VFormat>
+class row_cache final : public layer_cache {
+ public:
+  row_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity)
+      : kv_heads_(kv_heads),
+        head_dim_(head_dim),
+        capacity_(capacity),
+        k_slab_(KFormat::encoded_bytes(capacity, head_dim)),
+        v_slab_(VFormat::encoded_bytes(capacity, head_dim)),
+        k_(kv_heads * k_slab_),
+        v_(kv_heads * v_slab_) {}
+  static double bytes_per_token(std::size_t kv_heads, std::size_t head_dim) {
+    return static_cast<double>(kv_heads * (KFormat::encoded_bytes(1, head_dim) + VFormat::encoded_bytes(1, head_dim)));
+  }
+  void clear() override { size_ = 0; }
+  void append(const float* k, const float* v) override {
+    if (size_ == capacity_) throw std::length_error("row_cache: full");
+    const std::size_t k_at = KFormat::encoded_bytes(size_, head_dim_), v_at = VFormat::encoded_bytes(size_, head_dim_);
+    for (std::size_t h = 0; h < kv_heads_; ++h) {
+      KFormat::encode(k + h * head_dim_, head_dim_, 1, head_dim_, &k_[h * k_slab_ + k_at], k_slab_ - k_at);
+      VFormat::encode(v + h * head_dim_, head_dim_, 1, head_dim_, &v_[h * v_slab_ + v_at], v_slab_ - v_at);
+    }
+    ++size_;
+  }
+  void attend(const float* q, std::size_t group, float* out) const override {
+    const std::size_t stride = group * head_dim_;
+    for (std::size_t h = 0; h < kv_heads_; ++h)
+      kpc::decode_attention<KFormat, VFormat>(q + h * stride, group, &k_[h * k_slab_], k_slab_, &v_[h * v_slab_],
+                                              v_slab_, size_, head_dim_, {}, out + h * stride);
+  }
+
+ private:
+  std::size_t kv_heads_, head_dim_, capacity_, k_slab_, v_slab_, size_ = 0;
+  std::vector<std::byte> k_, v_;
+};
+
+/// Plain binary16 rows, the baseline every engine has: a format with the members
+/// kpc::decode_attention asks for (encoded_bytes, encode, scores_group, accumulate_group).
+struct f16_rows {
+  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) { return tokens * channels * 2; }
+  static void encode(const float* src, std::size_t src_stride, std::size_t tokens, std::size_t channels,
+                     std::byte* dst, std::size_t dst_bytes) {
+    if (dst_bytes < encoded_bytes(tokens, channels)) throw std::length_error("f16_rows::encode: buffer too small");
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t c = 0; c < channels; ++c) {
+        const kpc::half h(src[t * src_stride + c]);
+        std::memcpy(dst + 2 * (t * channels + c), &h, 2);
+      }
+  }
+  /// out[g][t] = q[g] . row t
+  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    std::vector<float>& row = scratch(channels);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      to_floats(src + 2 * t * channels, channels, row.data());
+      for (std::size_t g = 0; g < group; ++g) out[g * tokens + t] = dot(q + g * channels, row.data(), channels);
+    }
+  }
+  /// out[g][c] += sum_t w[g][t] * row t
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t,
+                               std::size_t tokens, std::size_t channels, float* out) {
+    std::vector<float>& row = scratch(channels);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      to_floats(src + 2 * t * channels, channels, row.data());
+      for (std::size_t g = 0; g < group; ++g) {
+        const float weight = w[g * tokens + t];
+        float* acc = out + g * channels;
+        for (std::size_t c = 0; c < channels; ++c) acc[c] += weight * row[c];
+      }
+    }
+  }
+
+ private:
+  static std::vector<float>& scratch(std::size_t channels) {
+    thread_local std::vector<float> row;
+    row.resize(channels);
+    return row;
+  }
+  static void to_floats(const std::byte* src, std::size_t n, float* dst) {
+    std::size_t i = 0;
+#if defined(__F16C__)  // eight conversions per instruction; same values as kpc::to_float
+    for (; i + 8 <= n; i += 8)
+      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
+#endif
+    for (; i < n; ++i) {
+      kpc::half h;
+      std::memcpy(&h, src + 2 * i, 2);
+      dst[i] = kpc::to_float(h);
+    }
+  }
+  static float dot(const float* a, const float* b, std::size_t n) {
+    using vec = xsimd::batch<float>;
+    vec sum(0.0f);
+    std::size_t i = 0;
+    for (; i + vec::size <= n; i += vec::size) sum = xsimd::fma(vec::load_unaligned(a + i), vec::load_unaligned(b + i), sum);
+    alignas(64) float lanes[vec::size];
+    sum.store_aligned(lanes);
+    float total = 0.0f;
+    for (float lane : lanes) total += lane;
+    for (; i < n; ++i) total += a[i] * b[i];
+    return total;
+  }
+};
+
+/// The configurations the evaluation compares, by name.
+struct cache_config {
+  std::string name;
+  bool by_default;         ///< in the default comparison (others only when named)
+  double bytes_per_token;  ///< per layer, K and V of every KV head (kpc: in full tiles)
+  std::function<std::unique_ptr<layer_cache>(std::size_t capacity)> make;
+};
+
+template <class Cache>
+cache_config make_config(std::string name, std::size_t kv_heads, std::size_t head_dim, bool by_default = true) {
+  return {std::move(name), by_default, Cache::bytes_per_token(kv_heads, head_dim),
+          [=](std::size_t capacity) { return std::make_unique<Cache>(kv_heads, head_dim, capacity); }};
+}
+
+template <int Bits, int G>
+using k_per_channel = kpc::Quantizer<Bits, kpc::PerChannel<G>>;
+using v3 = kpc::Quantizer<3, kpc::PerToken<32>>;
+
+inline std::vector<cache_config> all_cache_configs(std::size_t kv_heads, std::size_t head_dim) {
+  return {
+      make_config<row_cache<f16_rows, f16_rows>>("f16", kv_heads, head_dim),
+      make_config<row_cache<kpc::q8_0, kpc::q8_0>>("q8_0", kv_heads, head_dim),
+      make_config<row_cache<kpc::q4_0, kpc::q4_0>>("q4_0", kv_heads, head_dim),
+      make_config<kpc_cache<k_per_channel<4, 32>, kpc::q4_1>>("kpc-k4v4", kv_heads, head_dim),
+      make_config<kpc_cache<k_per_channel<4, 32>, v3>>("kpc-k4v3", kv_heads, head_dim),
+      make_config<kpc_cache<k_per_channel<3, 32>, v3>>("kpc-k3v3", kv_heads, head_dim),
+      make_config<kpc_cache<k_per_channel<4, 64>, kpc::q4_1>>("kpc-k4g64v4", kv_heads, head_dim),
+      make_config<kpc_cache<k_per_channel<4, 128>, kpc::q4_1>>("kpc-k4g128v4", kv_heads, head_dim),
+      // Ablation: K4 with an 8-bit V separates the damage K4 does from V4's.
+      make_config<kpc_cache<k_per_channel<4, 32>, kpc::q8_0>>("kpc-k4v8", kv_heads, head_dim, false),
+  };
+}
+
+}  // namespace llama
+
+#endif  // KPC_EXAMPLES_LLAMA_CACHES_HPP
