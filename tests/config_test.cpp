@@ -14,6 +14,8 @@ TEST_CASE("the header version is the version CMake built with") {
   const std::string header = std::to_string(KPC_VERSION_MAJOR) + "." + std::to_string(KPC_VERSION_MINOR) + "." +
                              std::to_string(KPC_VERSION_PATCH);
   CHECK(header == KPC_CMAKE_PROJECT_VERSION);  // passed by tests/CMakeLists.txt from project(VERSION)
+  CHECK(std::string(KPC_VERSION_STRING) == header);
+  CHECK(std::string(kpc::version()) == header);
   CHECK(KPC_VERSION == KPC_VERSION_MAJOR * 10000 + KPC_VERSION_MINOR * 100 + KPC_VERSION_PATCH);
   CHECK(KPC_FORMAT_VERSION == 1);
 }

@@ -8,6 +8,11 @@
 #define KPC_VERSION_MINOR 1
 #define KPC_VERSION_PATCH 0
 #define KPC_VERSION (KPC_VERSION_MAJOR * 10000 + KPC_VERSION_MINOR * 100 + KPC_VERSION_PATCH)
+#define KPC_DETAIL_STRINGIFY2(x) #x
+#define KPC_DETAIL_STRINGIFY(x) KPC_DETAIL_STRINGIFY2(x)
+/// "major.minor.patch"
+#define KPC_VERSION_STRING \
+  KPC_DETAIL_STRINGIFY(KPC_VERSION_MAJOR) "." KPC_DETAIL_STRINGIFY(KPC_VERSION_MINOR) "." KPC_DETAIL_STRINGIFY(KPC_VERSION_PATCH)
 
 // Version of the stored byte formats (docs/FORMAT.md). Bumped only when bytes change.
 #define KPC_FORMAT_VERSION 1
@@ -33,6 +38,12 @@
 #define KPC_END_NAMESPACE \
   }                       \
   }
+
+KPC_BEGIN_NAMESPACE
+/// The version of the kpc headers this code was compiled with, "major.minor.patch" (a program
+/// that links two kpc versions gets each caller's own: see tests/versions/).
+inline const char* version() noexcept { return KPC_VERSION_STRING; }
+KPC_END_NAMESPACE
 
 // Functions that both host code and CUDA device code call.
 #if defined(__CUDACC__)
