@@ -7,7 +7,7 @@
 # qemu-aarch64 user-mode emulation, the tests against xsimd 14, then under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev libxsimd-dev xtl-dev g++-aarch64-linux-gnu qemu-user
+bash scripts/deps.sh cmake make g++ clang doctest-dev libbenchmark-dev libxsimd-dev xtl-dev g++-aarch64-linux-gnu qemu-user pkg-config
 jobs="$(nproc)"
 
 cuda=()
@@ -46,6 +46,9 @@ suite() {
 suite gcc -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ -DKPC_WERROR=ON -DKPC_BUILD_BENCHMARKS=ON "${cuda[@]}" "${ggml[@]}" \
   "${eval_data[@]}"
 # (The benchmarks are built and smoke-run by the g++ suite only, to keep CI within its time.)
+# Conan 2 (from PyPI): kpc's recipe packaged and consumed by its test_package, offline.
+echo "=== kpc: conan"
+bash scripts/packaging/conan.sh
 suite clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DKPC_WERROR=ON -DKPC_BUILD_FUZZERS=ON
 # ARM without ARM hardware: Debian's cross g++, and ctest runs every binary under qemu-aarch64.
 suite aarch64 "-DCMAKE_TOOLCHAIN_FILE=$PWD/cmake/toolchains/aarch64-linux-gnu.cmake" -DCMAKE_BUILD_TYPE=Release \
