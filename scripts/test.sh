@@ -3,7 +3,8 @@
 # kpc's whole test suite, as CI runs it: a g++ build and a clang build (warnings are errors, tests,
 # examples, benchmark smoke runs, build-system tests, ggml byte-identity against gguf-py, the CUDA
 # kernels run on the CPU through tests/cuda_emulator, and nvcc compiling the CUDA test and benchmark
-# for sm_80/sm_90 when the toolkit is present; the real-model slice with SmolLM2), an AArch64 cross build whose tests run under
+# for sm_80/sm_90 when the toolkit is present; the real-model slice with SmolLM2; the vcpkg, pkg-config,
+# single-header and two-version tests), the Conan package test, an AArch64 cross build whose tests run under
 # qemu-aarch64 user-mode emulation, the tests against xsimd 14, then under ASan + UBSan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
