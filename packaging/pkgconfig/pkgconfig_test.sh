@@ -5,13 +5,15 @@
 # PREFIX: what `cmake --install <build> --prefix PREFIX` wrote. Checks that kpc.pc is found under
 # PREFIX/share/pkgconfig, that its version is the installed headers' version, that its flags point
 # into PREFIX (also after the prefix is copied elsewhere: the .pc is relative to ${pcfiledir}),
-# and builds and runs consumer.cpp with nothing but `pkg-config --cflags kpc`.
+# and builds and runs the CMake tests' consumer (tests/cmake/consumer/main.cpp) with nothing but
+# `pkg-config --cflags kpc`.
 set -euo pipefail
 fail() { echo "pkgconfig test FAILED: $*" >&2; exit 1; }
 [[ $# -ge 1 && $# -le 2 ]] || fail "usage: $0 PREFIX [CXX]"
 prefix=$(cd "$1" && pwd -P) || fail "no prefix $1"
 cxx=${2:-${CXX:-c++}}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+consumer="$here/../../tests/cmake/consumer/main.cpp"
 pkg_config=${PKG_CONFIG:-pkg-config}
 command -v "$pkg_config" >/dev/null || fail "no $pkg_config (Debian: apt-get install pkgconf)"
 pc="$prefix/share/pkgconfig/kpc.pc"
@@ -48,19 +50,19 @@ check_prefix() {  # $1: a prefix holding kpc, searched alone; $2 = build: also b
   [[ -n $inc ]] || fail "no -I in '$cflags' leads to kpc/kpc.hpp"
   [[ $inc == "$(cd "$p" && pwd -P)/include" ]] || fail "kpc's -I is $inc, not $p/include"
   # shellcheck disable=SC2086  # the flags are meant to split
-  "$cxx" -std=c++17 $cflags -E "$here/consumer.cpp" -o "$scratch/consumer.i" \
-    || fail "consumer.cpp does not preprocess with \$(pkg-config --cflags kpc) from $p"
+  "$cxx" -std=c++17 $cflags -E "$consumer" -o "$scratch/consumer.i" \
+    || fail "the consumer does not preprocess with \$(pkg-config --cflags kpc) from $p"
   local used
   used=$(grep -o -m1 '"[^"]*/kpc/kpc\.hpp"' "$scratch/consumer.i" | tr -d '"') || fail "kpc/kpc.hpp was not included"
   [[ $(realpath "$used") == "$inc/kpc/kpc.hpp" ]] || fail "the preprocessor took $used, not $inc/kpc/kpc.hpp"
   [[ ${2:-} == build ]] || return 0
   # shellcheck disable=SC2086
-  "$cxx" -std=c++17 -O1 $cflags "$here/consumer.cpp" -o "$scratch/consumer" \
-    || fail "consumer.cpp does not compile with \$(pkg-config --cflags kpc) from $p"
+  "$cxx" -std=c++17 -O1 $cflags "$consumer" -o "$scratch/consumer" \
+    || fail "the consumer does not compile with \$(pkg-config --cflags kpc) from $p"
   local out
   out=$("$scratch/consumer") || fail "the consumer built against $p failed: $out"
   echo "consumer: $out"
-  [[ $out == "version $version "* ]] || fail "the consumer was compiled against headers of another version: $out"
+  [[ $out == "kpc $version consumer:"* ]] || fail "the consumer was compiled against headers of another version: $out"
 }
 
 check_prefix "$prefix"
