@@ -11,7 +11,21 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+// GCC 12's avx512fintrin.h initialises undefined vectors as `__m512 __Y = __Y;`, which warns
+// -Wmaybe-uninitialized wherever it is inlined (fixed in GCC 13): silenced for the intrinsics
+// headers' own lines, which is where GCC reports it, when kpc is the first to include them.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <xsimd/xsimd.hpp>
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic pop
+#endif
 
 #include "../config.hpp"
 #include "../detail/arith.hpp"
@@ -22,11 +36,8 @@
 #error "kpc needs xsimd 8.1 or newer (or define KPC_NO_SIMD for the scalar reference only)"
 #endif
 
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64)
-#include <immintrin.h>
-#if defined(__GNUC__) || defined(__clang__)
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
-#endif
 #endif
 
 KPC_BEGIN_NAMESPACE
