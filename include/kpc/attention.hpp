@@ -81,7 +81,7 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
   const float scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
   const float softcap = params.softcap;
 
-  const detail::softmax_kernels& softmax = detail::active_table<detail::compile_time_arch>().softmax;
+  const detail::softmax_kernels softmax = detail::active_softmax();
   std::fill(out, out + group * head_dim, 0.0f);
   for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {
     const std::size_t heads = std::min(detail::attention_heads_per_pass, group - first_head);

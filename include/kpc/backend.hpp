@@ -3,6 +3,9 @@
 // instruction set (xsimd::default_arch: -march=native builds get AVX2/AVX-512/NEON header-only),
 // and, when the program is built with run-time dispatch units (cmake: kpc_add_runtime_dispatch),
 // the best unit the CPU supports. Every backend writes the same bytes.
+// A translation unit instantiates only the kernels of the operations it calls, for the formats it
+// uses; the units hold every format's. With KPC_PRECOMPILED_KERNELS (and a baseline unit, see
+// simd/dispatch_unit.hpp) it instantiates none and calls the units' tables.
 #ifndef KPC_BACKEND_HPP
 #define KPC_BACKEND_HPP
 
@@ -63,44 +66,114 @@ using compile_time_arch = xsimd::default_arch;
 struct compile_time_arch {};
 #endif
 
-/// Tables this program can run on this CPU, best last. Templated on the translation unit's
-/// compile-time arch, so units built with different -m flags never share a definition.
+/// A set of kernels this program can run: a dispatch unit's table, or (table null) the kernels
+/// this translation unit instantiates itself, at its compile-time level, for the formats it uses.
+struct backend {
+  int isa;                    ///< an isa_level
+  const kernel_table* table;  ///< null: this translation unit's own kernels
+};
+
+/// The level of this translation unit's own SIMD kernels (scalar when it has none).
 template <class Arch>
-std::vector<const kernel_table*> runnable_tables() {
-  std::vector<const kernel_table*> tables = {&scalar_table()};
+constexpr int own_simd_level() {
+#if KPC_SIMD && !defined(KPC_PRECOMPILED_KERNELS)
+  return simd::isa_of<Arch>();
+#else
+  return KPC_KERNELS_ABI::isa_scalar;
+#endif
+}
+
+/// Backends this program can run on this CPU, best last. Templated on the translation unit's
+/// compile-time arch, so units built with different -m flags never share a definition. Nothing
+/// here instantiates a kernel: a translation unit builds only the operations it calls.
+template <class Arch>
+std::vector<const backend*> runnable_backends() {
+  std::vector<const backend*> backends;
+#if defined(KPC_PRECOMPILED_KERNELS)
+  // Every kernel comes from the precompiled units (cmake: kpc_add_runtime_dispatch(... PRECOMPILED)).
+  static const backend scalar{KPC_KERNELS_ABI::isa_scalar, KPC_KERNELS_ABI::unit_table_scalar()};
+  backends.push_back(&scalar);
+  if (const kernel_table* baseline = KPC_KERNELS_ABI::unit_table_baseline()) {
+    static const backend own{baseline->isa, baseline};
+    backends.push_back(&own);
+  }
+#else
+  static const backend scalar{KPC_KERNELS_ABI::isa_scalar, nullptr};
+  backends.push_back(&scalar);
+  if constexpr (own_simd_level<Arch>() != KPC_KERNELS_ABI::isa_scalar) {
+    static const backend own{own_simd_level<Arch>(), nullptr};
+    backends.push_back(&own);
+  }
+#endif
 #if KPC_SIMD
-  if (const kernel_table* own = simd::compile_time_table<Arch>()) tables.push_back(own);
 #if defined(KPC_DISPATCH_SSE4_2) || defined(KPC_DISPATCH_AVX2) || defined(KPC_DISPATCH_AVX512)
   const auto cpu = xsimd::available_architectures();
 #endif
 #if defined(KPC_DISPATCH_SSE4_2)
-  if (cpu.sse4_2) tables.push_back(KPC_KERNELS_ABI::unit_table_sse4_2());
+  static const backend sse4_2{KPC_KERNELS_ABI::isa_sse4_2, KPC_KERNELS_ABI::unit_table_sse4_2()};
+  if (cpu.sse4_2) backends.push_back(&sse4_2);
 #endif
 #if defined(KPC_DISPATCH_AVX2)
-  if (cpu.fma3_avx2 && simd::cpu_has_f16c()) tables.push_back(KPC_KERNELS_ABI::unit_table_avx2());
+  static const backend avx2{KPC_KERNELS_ABI::isa_avx2, KPC_KERNELS_ABI::unit_table_avx2()};
+  if (cpu.fma3_avx2 && simd::cpu_has_f16c()) backends.push_back(&avx2);
 #endif
 #if defined(KPC_DISPATCH_AVX512)
-  if (cpu.avx512bw && simd::cpu_has_f16c()) tables.push_back(KPC_KERNELS_ABI::unit_table_avx512());
+  static const backend avx512{KPC_KERNELS_ABI::isa_avx512, KPC_KERNELS_ABI::unit_table_avx512()};
+  if (cpu.avx512bw && simd::cpu_has_f16c()) backends.push_back(&avx512);
 #endif
 #endif
-  // Best last; on a tie the table compiled into this translation unit wins over a unit's.
-  std::stable_sort(tables.begin(), tables.end(), [](const kernel_table* a, const kernel_table* b) { return a->isa < b->isa; });
-  return tables;
+  // Best last; on a tie this translation unit's own kernels win over a unit's.
+  std::stable_sort(backends.begin(), backends.end(), [](const backend* a, const backend* b) { return a->isa < b->isa; });
+  return backends;
 }
 
 template <class Arch>
 struct backend_state {
-  static inline std::atomic<const kernel_table*> active{nullptr};
+  static inline std::atomic<const backend*> active{nullptr};
 };
 
 template <class Arch>
-const kernel_table& active_table() {
-  const kernel_table* table = backend_state<Arch>::active.load(std::memory_order_acquire);
-  if (table == nullptr) {
-    table = runnable_tables<Arch>().back();
-    backend_state<Arch>::active.store(table, std::memory_order_release);
+const backend& active_backend() {
+  const backend* chosen = backend_state<Arch>::active.load(std::memory_order_acquire);
+  if (chosen == nullptr) {
+    chosen = runnable_backends<Arch>().back();
+    backend_state<Arch>::active.store(chosen, std::memory_order_release);
   }
-  return *table;
+  return *chosen;
+}
+
+/// Runs f on the active backend's kernels for one format: f(ops) calls ops.encode_f32(...),
+/// ops.scores(...) and so on, given a dispatch unit's format_kernels or this translation unit's
+/// own slab_ops (Units::slab<Provider>: only what f calls gets instantiated).
+template <class Units, class Arch = compile_time_arch, class F>
+decltype(auto) with_format_kernels(F&& f) {
+  const backend& active = active_backend<Arch>();
+#if !defined(KPC_PRECOMPILED_KERNELS)
+  if (active.table == nullptr) {
+#if KPC_SIMD
+    if constexpr (own_simd_level<Arch>() != KPC_KERNELS_ABI::isa_scalar)
+      if (active.isa != KPC_KERNELS_ABI::isa_scalar) return f(slab_ops<typename Units::template slab<simd::provider<Arch>>>{});
+#endif
+    return f(slab_ops<typename Units::template slab<ref_provider>>{});
+  }
+#endif
+  return f(Units::kernels(*active.table));
+}
+
+/// The active backend's online-softmax steps.
+template <class Arch = compile_time_arch>
+softmax_kernels active_softmax() {
+  const backend& active = active_backend<Arch>();
+#if !defined(KPC_PRECOMPILED_KERNELS)
+  if (active.table == nullptr) {
+#if KPC_SIMD
+    if constexpr (own_simd_level<Arch>() != KPC_KERNELS_ABI::isa_scalar)
+      if (active.isa != KPC_KERNELS_ABI::isa_scalar) return softmax_of<simd::provider<Arch>>();
+#endif
+    return softmax_of<ref_provider>();
+  }
+#endif
+  return active.table->softmax;
 }
 
 }  // namespace detail
@@ -108,15 +181,15 @@ const kernel_table& active_table() {
 /// The instruction set kpc's kernels use now.
 template <class Arch = detail::compile_time_arch>
 isa active_isa() {
-  return static_cast<isa>(detail::active_table<Arch>().isa);
+  return static_cast<isa>(detail::active_backend<Arch>().isa);
 }
 
 /// Every instruction set kpc can use in this program on this CPU, scalar first.
 template <class Arch = detail::compile_time_arch>
 std::vector<isa> available_isas() {
   std::vector<isa> levels;
-  for (const auto* table : detail::runnable_tables<Arch>())
-    if (levels.empty() || levels.back() != static_cast<isa>(table->isa)) levels.push_back(static_cast<isa>(table->isa));
+  for (const detail::backend* candidate : detail::runnable_backends<Arch>())
+    if (levels.empty() || levels.back() != static_cast<isa>(candidate->isa)) levels.push_back(static_cast<isa>(candidate->isa));
   return levels;
 }
 
@@ -125,9 +198,9 @@ std::vector<isa> available_isas() {
 /// that are encoding: set it before starting work.
 template <class Arch = detail::compile_time_arch>
 void set_isa(isa level) {
-  const detail::kernel_table* chosen = nullptr;
-  for (const auto* table : detail::runnable_tables<Arch>())
-    if (static_cast<isa>(table->isa) == level) chosen = table;
+  const detail::backend* chosen = nullptr;
+  for (const detail::backend* candidate : detail::runnable_backends<Arch>())
+    if (static_cast<isa>(candidate->isa) == level) chosen = candidate;
   if (chosen == nullptr)
     detail::raise(errc::unsupported, std::string("instruction set ") + to_string(level) + " is not available here");
   detail::backend_state<Arch>::active.store(chosen, std::memory_order_release);
@@ -136,7 +209,7 @@ void set_isa(isa level) {
 /// Back to the best instruction set available.
 template <class Arch = detail::compile_time_arch>
 void reset_isa() {
-  detail::backend_state<Arch>::active.store(detail::runnable_tables<Arch>().back(), std::memory_order_release);
+  detail::backend_state<Arch>::active.store(detail::runnable_backends<Arch>().back(), std::memory_order_release);
 }
 
 KPC_END_NAMESPACE

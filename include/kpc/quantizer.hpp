@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <type_traits>
+#include <utility>
 
 #include "config.hpp"
 #include "detail/checks.hpp"
@@ -24,13 +25,16 @@ template <class>
 inline constexpr bool always_false = false;
 
 /// A slab is a sequence of units of equal size: K tiles of G tokens, or one token's row of V
-/// blocks. A Units policy says how big a unit is and which kernel_table entry serves the format.
+/// blocks. A Units policy says how big a unit is, which slab loop runs a provider's kernels over
+/// it, and which kernel_table entry serves the format in a dispatch unit.
 template <int Bits, int G>
 struct k_tile_units {
   static constexpr std::size_t tokens = G;
   static constexpr std::size_t channel_multiple = 1;
   static constexpr const char* name = "K tile";
   static std::size_t bytes(std::size_t channels) { return format::k_tile<Bits, G>::bytes(channels); }
+  template <class Provider>
+  using slab = k_slab<Provider, Bits, G>;
   static const format_kernels& kernels(const kernel_table& table) {
     return table.k[Bits == 4 ? 0 : Bits == 3 ? 1 : 2][G == 32 ? 0 : G == 64 ? 1 : 2];
   }
@@ -42,6 +46,8 @@ struct block_row_units {
   static constexpr std::size_t channel_multiple = format::group_values;
   static constexpr const char* name = "block row";
   static std::size_t bytes(std::size_t channels) { return channels / format::group_values * Block::bytes; }
+  template <class Provider>
+  using slab = row_slab<Provider, Block>;
   static const format_kernels& kernels(const kernel_table& table) {
     if constexpr (std::is_same_v<Block, format::q4_0_block>) return table.q4_0;
     else return table.v[Block::bits == 8 ? 0 : Block::bits == 4 ? 1 : 2];
@@ -56,7 +62,11 @@ class slab_quantizer {
   static constexpr std::size_t units(std::size_t tokens) {
     return tokens / Units::tokens + (tokens % Units::tokens != 0);
   }
-  static const format_kernels& kernels() { return Units::kernels(active_table<compile_time_arch>()); }
+  /// f(ops) on the active backend's kernels of this format (backend.hpp).
+  template <class F>
+  static decltype(auto) run(F&& f) {
+    return with_format_kernels<Units>(std::forward<F>(f));
+  }
   static void report(slab_result result) { check_status(static_cast<errc>(result.status), Units::name, result.token); }
   static std::size_t unit_bytes(std::size_t channels) {
     check_channels(channels, Units::channel_multiple);
@@ -84,9 +94,10 @@ class slab_quantizer {
     check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
     if (tokens == 0) return;
-    const format_kernels& k = kernels();
-    if constexpr (std::is_same_v<T, float>) report(k.encode_f32(src, src_stride, tokens, channels, dst));
-    else report(k.encode_f16(reinterpret_cast<const f16_bits*>(src), src_stride, tokens, channels, dst));
+    report(run([&](auto ops) {
+      if constexpr (std::is_same_v<T, float>) return ops.encode_f32(src, src_stride, tokens, channels, dst);
+      else return ops.encode_f16(reinterpret_cast<const f16_bits*>(src), src_stride, tokens, channels, dst);
+    }));
   }
 
   /// Decodes a [tokens][channels] slab into row-major dst.
@@ -104,9 +115,10 @@ class slab_quantizer {
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
     if (tokens == 0) return;
-    const format_kernels& k = kernels();
-    if constexpr (std::is_same_v<T, float>) report(k.decode_f32(src, tokens, channels, dst, dst_stride));
-    else report(k.decode_f16(src, tokens, channels, reinterpret_cast<f16_bits*>(dst), dst_stride));
+    report(run([&](auto ops) {
+      if constexpr (std::is_same_v<T, float>) return ops.decode_f32(src, tokens, channels, dst, dst_stride);
+      else return ops.decode_f16(src, tokens, channels, reinterpret_cast<f16_bits*>(dst), dst_stride);
+    }));
   }
 
   /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the codes, t < tokens.
@@ -119,7 +131,7 @@ class slab_quantizer {
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(q, tokens != 0, channels, channels, sizeof(float), "q");
     check_rows(out, tokens, 1, 1, sizeof(float), "out");
-    if (tokens != 0) kernels().scores(q, src, tokens, channels, out);
+    if (tokens != 0) run([&](auto ops) { ops.scores(q, src, tokens, channels, out); });
   }
   /// scores for a group of query heads that share the slab (GQA): q [group][channels] ->
   /// out [group][tokens], each row as scores() computes it up to float rounding, with each
@@ -130,7 +142,7 @@ class slab_quantizer {
     if (tokens == 0 || group == 0) return;
     check_rows(q, group, channels, channels, sizeof(float), "q");
     check_rows(out, group, tokens, tokens, sizeof(float), "out");
-    kernels().scores_group(q, group, src, tokens, channels, out);
+    run([&](auto ops) { ops.scores_group(q, group, src, tokens, channels, out); });
   }
 };
 
@@ -153,7 +165,7 @@ class row_quantizer : public slab_quantizer<block_row_units<Block>> {
     check_bytes(src, src_bytes, row_quantizer::encoded_bytes(tokens, channels), "src");
     check_rows(w, tokens, 1, 1, sizeof(float), "w");
     check_rows(out, tokens != 0, channels, channels, sizeof(float), "out");
-    if (tokens != 0) row_quantizer::kernels().accumulate(w, src, tokens, channels, out);
+    if (tokens != 0) row_quantizer::run([&](auto ops) { ops.accumulate(w, src, tokens, channels, out); });
   }
   /// accumulate for a group of query heads: w [group][tokens], out [group][channels] (+=).
   static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t src_bytes,
@@ -162,7 +174,7 @@ class row_quantizer : public slab_quantizer<block_row_units<Block>> {
     if (tokens == 0 || group == 0) return;
     check_rows(w, group, tokens, tokens, sizeof(float), "w");
     check_rows(out, group, channels, channels, sizeof(float), "out");
-    row_quantizer::kernels().accumulate_group(w, group, src, tokens, channels, out);
+    row_quantizer::run([&](auto ops) { ops.accumulate_group(w, group, src, tokens, channels, out); });
   }
 };
 

@@ -61,6 +61,10 @@ struct kernel_table {
 };
 
 /// Tables of run-time dispatch units (defined by simd/dispatch_unit.hpp when that unit is built).
+/// The baseline unit (KPC_PRECOMPILED_KERNELS) holds the scalar reference and the SIMD kernels of
+/// the flags it was built with (null when those are scalar).
+const kernel_table* unit_table_scalar();
+const kernel_table* unit_table_baseline();
 const kernel_table* unit_table_sse4_2();
 const kernel_table* unit_table_avx2();
 const kernel_table* unit_table_avx512();

@@ -199,25 +199,66 @@ struct row_slab {
   }
 };
 
-/// The table entry of one slab type; f16 crosses the table as bits and is read back as kpc::half.
+/// One slab type's operations as static members named and shaped like format_kernels' pointers,
+/// so code written against a format_kernels works on either: a dispatch unit's table, or these,
+/// which instantiate only the operations a translation unit calls. f16 crosses as bits and is
+/// read back as kpc::half.
+template <class Slab>
+struct slab_ops {
+  static slab_result encode_f32(const float* src, std::size_t stride, std::size_t tokens, std::size_t channels,
+                                std::byte* dst) {
+    return Slab::encode(src, stride, tokens, channels, dst);
+  }
+  static slab_result encode_f16(const f16_bits* src, std::size_t stride, std::size_t tokens, std::size_t channels,
+                                std::byte* dst) {
+    return Slab::encode(reinterpret_cast<const half*>(src), stride, tokens, channels, dst);
+  }
+  static slab_result decode_f32(const std::byte* src, std::size_t tokens, std::size_t channels, float* dst,
+                                std::size_t stride) {
+    return Slab::decode(src, tokens, channels, dst, stride);
+  }
+  static slab_result decode_f16(const std::byte* src, std::size_t tokens, std::size_t channels, f16_bits* dst,
+                                std::size_t stride) {
+    return Slab::decode(src, tokens, channels, reinterpret_cast<half*>(dst), stride);
+  }
+  static void scores(const float* q, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    Slab::scores(q, src, tokens, channels, out);
+  }
+  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    Slab::scores_group(q, group, src, tokens, channels, out);
+  }
+  static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
+    Slab::accumulate(w, src, tokens, channels, out);
+  }
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    Slab::accumulate_group(w, group, src, tokens, channels, out);
+  }
+};
+
+/// The table entry of one slab type: every operation, instantiated (dispatch units, precompiled kernels).
 template <class Slab, bool HasAccumulate>
 format_kernels slab_kernels() {
+  using ops = slab_ops<Slab>;
   format_kernels k{};
-  k.encode_f32 = &Slab::template encode<float>;
-  k.encode_f16 = [](const f16_bits* src, std::size_t stride, std::size_t tokens, std::size_t channels, std::byte* dst) {
-    return Slab::encode(reinterpret_cast<const half*>(src), stride, tokens, channels, dst);
-  };
-  k.decode_f32 = &Slab::template decode<float>;
-  k.decode_f16 = [](const std::byte* src, std::size_t tokens, std::size_t channels, f16_bits* dst, std::size_t stride) {
-    return Slab::decode(src, tokens, channels, reinterpret_cast<half*>(dst), stride);
-  };
-  k.scores = &Slab::scores;
-  k.scores_group = &Slab::scores_group;
+  k.encode_f32 = &ops::encode_f32;
+  k.encode_f16 = &ops::encode_f16;
+  k.decode_f32 = &ops::decode_f32;
+  k.decode_f16 = &ops::decode_f16;
+  k.scores = &ops::scores;
+  k.scores_group = &ops::scores_group;
   if constexpr (HasAccumulate) {
-    k.accumulate = &Slab::accumulate;
-    k.accumulate_group = &Slab::accumulate_group;
+    k.accumulate = &ops::accumulate;
+    k.accumulate_group = &ops::accumulate_group;
   }
   return k;
+}
+
+/// A provider's softmax steps (two small functions: taken by address, they cost little to build).
+template <class P>
+constexpr softmax_kernels softmax_of() {
+  return {&P::scale_max, &P::exp_sum};
 }
 
 template <class P, int Bits>
@@ -239,8 +280,7 @@ kernel_table make_table(int isa) {
   table.v[1] = slab_kernels<row_slab<P, format::v_block<4>>, true>();
   table.v[2] = slab_kernels<row_slab<P, format::v_block<3>>, true>();
   table.q4_0 = slab_kernels<row_slab<P, format::q4_0_block>, true>();
-  table.softmax.scale_max = &P::scale_max;
-  table.softmax.exp_sum = &P::exp_sum;
+  table.softmax = softmax_of<P>();
   return table;
 }
 
