@@ -45,17 +45,13 @@ int failures = 0, checks = 0;
 
 std::uint64_t seed;
 
-// The CPU emulator runs blocks one by one; under ASan (KPC_CUDA_TEST_LIGHT) it runs fewer shapes.
-#if defined(KPC_CUDA_TEST_LIGHT)
-constexpr std::size_t large_tokens = 256;
-constexpr bool light = true;
-#elif defined(KPC_CUDA_EMULATION)
-constexpr std::size_t large_tokens = 2048;
-constexpr bool light = false;
+// The CPU emulator runs blocks one by one; with --light (the quick suite, ASan) it runs fewer shapes.
+#if defined(KPC_CUDA_EMULATION)
+std::size_t large_tokens = 2048;
 #else
-constexpr std::size_t large_tokens = 8192;
-constexpr bool light = false;
+std::size_t large_tokens = 8192;
 #endif
+bool light = false;
 
 /// A device buffer of n elements, freed on scope exit.
 template <class T>
@@ -424,7 +420,16 @@ void check_errors() {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--light") == 0) {
+      light = true;
+      large_tokens = 256;
+    } else {
+      std::printf("usage: %s [--light]   (--light: fewer and smaller shapes)\n", argv[0]);
+      return 2;
+    }
+  }
   const char* fixed = std::getenv("KPC_TEST_SEED");
   seed = fixed != nullptr ? std::strtoull(fixed, nullptr, 10)
                           : static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
