@@ -8,10 +8,16 @@
 
 #include <cstddef>
 #include <kpc/kpc.hpp>
+#if !defined(KPC_NO_SIMD) && __has_include(<xsimd/xsimd.hpp>)
+#include <kpc/simd/arch.hpp>  // the benchmark's own vectors (kpc's kernels come from its units)
+#define KPC_BENCH_SIMD 1
+#else
+#define KPC_BENCH_SIMD 0
+#endif
 
 namespace kpc_bench {
 
-#if KPC_SIMD
+#if KPC_BENCH_SIMD
 using arch = xsimd::default_arch;
 using fb = xsimd::batch<float, arch>;
 

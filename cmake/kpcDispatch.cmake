@@ -1,55 +1,60 @@
 # SPDX-License-Identifier: MIT
-# Run-time dispatch: kpc's kernels compiled once per instruction set, in a static library that
+# Run-time dispatch: kpc's kernels compiled once per instruction set, in static libraries that
 # every target of a build shares, and picked at run time for the CPU (kpc/backend.hpp).
 #
 # kpc_add_runtime_dispatch(<target> [ISAS sse4_2 avx2 avx512] [PRECOMPILED])
 #   Links <target> to the dispatch library for that set of instruction sets (default: all three),
 #   creating it the first time a build asks for it: kpc_dispatch (default set), or
-#   kpc_dispatch_<isa>_... for another set; PRECOMPILED appends _precompiled to the name. The
-#   library carries the KPC_DISPATCH_<SET> definitions <target> needs, so kpc then runs the best
-#   set the CPU supports, whatever flags <target> is built with.
-#   PRECOMPILED also compiles a baseline unit (the scalar reference and the SIMD kernels of the
-#   build's own flags) and defines KPC_PRECOMPILED_KERNELS for <target>: its translation units then
-#   instantiate no kernel at all, and the library is the one place kpc's kernels are compiled.
-#   Sets KPC_DISPATCH_LIBRARY in the caller's scope to the library's name.
+#   kpc_dispatch_<isa>_... for another set. The library carries the KPC_DISPATCH_<SET>
+#   definitions <target> needs, so kpc runs the best set the CPU supports, whatever flags
+#   <target> is built with.
+#   PRECOMPILED also links kpc_dispatch_baseline: the scalar reference and the SIMD kernels of the
+#   build's own flags, compiled once, with KPC_PRECOMPILED_KERNELS for <target>, whose translation
+#   units then instantiate no kernel (and include no SIMD header): the libraries are the one place
+#   kpc's kernels are compiled.
+#   Sets KPC_DISPATCH_LIBRARY (and, with PRECOMPILED, KPC_DISPATCH_BASELINE_LIBRARY) in the caller's
+#   scope to the libraries' names.
 #
-# kpc_dispatch_library(<name> [ISAS ...] [PRECOMPILED])
-#   The same library under a name of your choice (for example to give its units extra flags).
+# kpc_dispatch_library(<name> [ISAS ...] | BASELINE)
+#   One of those libraries under a name of your choice (for example to give its units extra flags).
 #
-# The instruction-set units are x86-64 only (GCC, Clang); elsewhere the library holds the
-# baseline unit with PRECOMPILED, and is an empty INTERFACE library without.
+# The instruction-set units are x86-64 only (GCC, Clang); elsewhere that library is an empty
+# INTERFACE library, and the baseline one holds that architecture's kernels (AArch64: NEON).
 function(kpc_dispatch_library name)
-  cmake_parse_arguments(PARSE_ARGV 1 KPC_DISPATCH "PRECOMPILED" "" "ISAS")
-  if(NOT KPC_DISPATCH_ISAS)
-    set(KPC_DISPATCH_ISAS sse4_2 avx2 avx512)
+  cmake_parse_arguments(PARSE_ARGV 1 KPC_DISPATCH "BASELINE" "" "ISAS")
+  if(KPC_DISPATCH_BASELINE AND KPC_DISPATCH_ISAS)
+    message(FATAL_ERROR "kpc_dispatch_library(${name}): BASELINE or ISAS, not both")
   endif()
+  set(_unit_baseline 0)
   set(_unit_sse4_2 1)
   set(_unit_avx2 2)
   set(_unit_avx512 3)
+  set(_flags_baseline "")
   set(_flags_sse4_2 -msse4.2)
   set(_flags_avx2 -mavx2 -mfma -mf16c)
   set(_flags_avx512 -mavx512f -mavx512bw -mavx512dq -mavx512cd -mavx512vl -mfma -mf16c)
-  foreach(_isa IN LISTS KPC_DISPATCH_ISAS)
-    if(NOT DEFINED _unit_${_isa})
-      message(FATAL_ERROR "kpc_dispatch_library: unknown instruction set '${_isa}' (sse4_2, avx2, avx512)")
-    endif()
-  endforeach()
-  if(NOT CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
-    set(KPC_DISPATCH_ISAS "")
-  endif()
-  set(_units "")
   set(_definitions "")
-  if(KPC_DISPATCH_PRECOMPILED)
-    list(APPEND _units baseline)
-    set(_unit_baseline 0)
-    set(_flags_baseline "")
-    list(APPEND _definitions KPC_PRECOMPILED_KERNELS=1)
+  if(KPC_DISPATCH_BASELINE)
+    set(_units baseline)
+    set(_definitions KPC_PRECOMPILED_KERNELS=1)
+  else()
+    if(NOT KPC_DISPATCH_ISAS)
+      set(KPC_DISPATCH_ISAS sse4_2 avx2 avx512)
+    endif()
+    set(_units "")
+    foreach(_isa IN LISTS KPC_DISPATCH_ISAS)
+      if(NOT DEFINED _unit_${_isa} OR _isa STREQUAL "baseline")
+        message(FATAL_ERROR "kpc_dispatch_library: unknown instruction set '${_isa}' (sse4_2, avx2, avx512)")
+      endif()
+      string(TOUPPER "${_isa}" _upper)
+      list(APPEND _definitions KPC_DISPATCH_${_upper}=1)
+    endforeach()
+    if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64)$" AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+      set(_units ${KPC_DISPATCH_ISAS})
+    else()
+      set(_definitions "")
+    endif()
   endif()
-  foreach(_isa IN LISTS KPC_DISPATCH_ISAS)
-    list(APPEND _units ${_isa})
-    string(TOUPPER "${_isa}" _upper)
-    list(APPEND _definitions KPC_DISPATCH_${_upper}=1)
-  endforeach()
   if(NOT _units)
     add_library(${name} INTERFACE)
     target_link_libraries(${name} INTERFACE kpc::kpc)
@@ -79,14 +84,16 @@ function(kpc_add_runtime_dispatch target)
       string(APPEND _name "_${_set}")
     endif()
   endif()
-  set(_precompiled "")
-  if(KPC_DISPATCH_PRECOMPILED)
-    string(APPEND _name "_precompiled")
-    set(_precompiled PRECOMPILED)
-  endif()
   if(NOT TARGET ${_name})
-    kpc_dispatch_library(${_name} ISAS ${KPC_DISPATCH_ISAS} ${_precompiled})
+    kpc_dispatch_library(${_name} ISAS ${KPC_DISPATCH_ISAS})
   endif()
   target_link_libraries(${target} PRIVATE ${_name})
   set(KPC_DISPATCH_LIBRARY ${_name} PARENT_SCOPE)
+  if(KPC_DISPATCH_PRECOMPILED)
+    if(NOT TARGET kpc_dispatch_baseline)
+      kpc_dispatch_library(kpc_dispatch_baseline BASELINE)
+    endif()
+    target_link_libraries(${target} PRIVATE kpc_dispatch_baseline)
+    set(KPC_DISPATCH_BASELINE_LIBRARY kpc_dispatch_baseline PARENT_SCOPE)
+  endif()
 endfunction()

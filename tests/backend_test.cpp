@@ -16,6 +16,11 @@
 
 #include "support.hpp"
 
+#if !defined(KPC_NO_SIMD) && __has_include(<xsimd/xsimd.hpp>)
+#include <xsimd/config/xsimd_config.hpp>
+#define KPC_TEST_XSIMD 1
+#endif
+
 namespace {
 
 template <class Layout>
@@ -194,7 +199,7 @@ void check_format(std::uint64_t stream) {
 TEST_CASE("the backends this binary can run, and the ones it cannot") {
   std::string available;
   for (kpc::isa level : kpc::available_isas()) available += std::string(" ") + kpc::to_string(level);
-#if KPC_SIMD
+#if defined(KPC_TEST_XSIMD)  // the units and this file see the same include path
   MESSAGE("xsimd " << XSIMD_VERSION_MAJOR << "." << XSIMD_VERSION_MINOR << "." << XSIMD_VERSION_PATCH);
 #endif
   MESSAGE("instruction sets available here:" << available << "; active: " << std::string(kpc::to_string(kpc::active_isa())));
@@ -211,6 +216,18 @@ TEST_CASE("the backends this binary can run, and the ones it cannot") {
   CHECK(std::find(levels.begin(), levels.end(), kpc::isa::neon) != levels.end());
 #endif
 }
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+TEST_CASE("the dispatch units' CPU detection agrees with the compiler's own") {
+  const kpc::detail::cpu_features cpu = kpc::detail::detect_cpu();
+  const auto has = [](bool feature) { return feature; };
+  CHECK(cpu.sse4_2 == has(__builtin_cpu_supports("sse4.2")));
+  CHECK(cpu.avx2_fma_f16c == has(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")));  // F16C comes with them
+  CHECK(cpu.avx512 == has(cpu.avx2_fma_f16c && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512cd") &&
+                          __builtin_cpu_supports("avx512vl")));
+}
+#endif
 
 TEST_CASE("set_isa refuses what the CPU or build cannot run, and reset_isa restores the best") {
   isa_guard guard;

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstddef>
 #include <limits>
-#include <string>
 #include <type_traits>
 
 #include "backend.hpp"
@@ -46,7 +45,7 @@ struct tokens_per_unit<Format, std::void_t<decltype(Format::tile_tokens)>>
 
 inline void check_finite(const float* values, std::size_t count, const char* name) {
   for (std::size_t i = 0; i < count; ++i)
-    if (!std::isfinite(values[i])) raise(errc::non_finite, std::string(name) + " holds NaN or Inf");
+    if (!std::isfinite(values[i])) raisef(errc::non_finite, "%s holds NaN or Inf", name);
 }
 
 }  // namespace detail

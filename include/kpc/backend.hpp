@@ -9,17 +9,18 @@
 #ifndef KPC_BACKEND_HPP
 #define KPC_BACKEND_HPP
 
-#include <algorithm>
 #include <atomic>
-#include <string>
+#include <cstddef>
 #include <vector>
 
 #include "config.hpp"
+#include "detail/cpu.hpp"
 #include "detail/kernel_table.hpp"
-#include "detail/slab.hpp"
 #include "error.hpp"
 
-#if !defined(KPC_NO_SIMD) && defined(__has_include)
+// KPC_SIMD: this translation unit compiles kpc's xsimd kernels (xsimd on the include path, no
+// KPC_NO_SIMD, and no KPC_PRECOMPILED_KERNELS, with which it needs no SIMD headers at all).
+#if !defined(KPC_NO_SIMD) && !defined(KPC_PRECOMPILED_KERNELS) && defined(__has_include)
 #if __has_include(<xsimd/xsimd.hpp>)
 #define KPC_SIMD 1
 #endif
@@ -28,6 +29,9 @@
 #define KPC_SIMD 0
 #endif
 
+#if !defined(KPC_PRECOMPILED_KERNELS)
+#include "detail/slab.hpp"
+#endif
 #if KPC_SIMD
 #include "simd/kernels.hpp"
 #endif
@@ -76,54 +80,66 @@ struct backend {
 /// The level of this translation unit's own SIMD kernels (scalar when it has none).
 template <class Arch>
 constexpr int own_simd_level() {
-#if KPC_SIMD && !defined(KPC_PRECOMPILED_KERNELS)
+#if KPC_SIMD
   return simd::isa_of<Arch>();
 #else
   return KPC_KERNELS_ABI::isa_scalar;
 #endif
 }
 
-/// Backends this program can run on this CPU, best last. Templated on the translation unit's
-/// compile-time arch, so units built with different -m flags never share a definition. Nothing
-/// here instantiates a kernel: a translation unit builds only the operations it calls.
+/// The backends a program can run, best last; on a tie, this translation unit's own kernels come
+/// after (and so win over) a unit's. A fixed array: nothing to allocate, nothing to instantiate.
+struct backend_list {
+  const backend* items[8] = {};
+  std::size_t count = 0;
+  void add(const backend* candidate) {
+    const auto key = [](const backend* b) { return 2 * b->isa + (b->table == nullptr ? 1 : 0); };
+    std::size_t at = count++;
+    for (; at > 0 && key(items[at - 1]) > key(candidate); --at) items[at] = items[at - 1];
+    items[at] = candidate;
+  }
+  const backend* const* begin() const { return items; }
+  const backend* const* end() const { return items + count; }
+  const backend* best() const { return items[count - 1]; }
+};
+
+/// Backends this program can run on this CPU. Templated on the translation unit's compile-time
+/// arch, so units built with different -m flags never share a definition. Nothing here
+/// instantiates a kernel: a translation unit builds only the operations it calls.
 template <class Arch>
-std::vector<const backend*> runnable_backends() {
-  std::vector<const backend*> backends;
+backend_list runnable_backends() {
+  backend_list backends;
 #if defined(KPC_PRECOMPILED_KERNELS)
   // Every kernel comes from the precompiled units (cmake: kpc_add_runtime_dispatch(... PRECOMPILED)).
   static const backend scalar{KPC_KERNELS_ABI::isa_scalar, KPC_KERNELS_ABI::unit_table_scalar()};
-  backends.push_back(&scalar);
+  backends.add(&scalar);
   if (const kernel_table* baseline = KPC_KERNELS_ABI::unit_table_baseline()) {
     static const backend own{baseline->isa, baseline};
-    backends.push_back(&own);
+    backends.add(&own);
   }
 #else
   static const backend scalar{KPC_KERNELS_ABI::isa_scalar, nullptr};
-  backends.push_back(&scalar);
+  backends.add(&scalar);
   if constexpr (own_simd_level<Arch>() != KPC_KERNELS_ABI::isa_scalar) {
     static const backend own{own_simd_level<Arch>(), nullptr};
-    backends.push_back(&own);
+    backends.add(&own);
   }
 #endif
-#if KPC_SIMD
 #if defined(KPC_DISPATCH_SSE4_2) || defined(KPC_DISPATCH_AVX2) || defined(KPC_DISPATCH_AVX512)
-  const auto cpu = xsimd::available_architectures();
+  const cpu_features cpu = detect_cpu();
 #endif
 #if defined(KPC_DISPATCH_SSE4_2)
   static const backend sse4_2{KPC_KERNELS_ABI::isa_sse4_2, KPC_KERNELS_ABI::unit_table_sse4_2()};
-  if (cpu.sse4_2) backends.push_back(&sse4_2);
+  if (cpu.sse4_2) backends.add(&sse4_2);
 #endif
 #if defined(KPC_DISPATCH_AVX2)
   static const backend avx2{KPC_KERNELS_ABI::isa_avx2, KPC_KERNELS_ABI::unit_table_avx2()};
-  if (cpu.fma3_avx2 && simd::cpu_has_f16c()) backends.push_back(&avx2);
+  if (cpu.avx2_fma_f16c) backends.add(&avx2);
 #endif
 #if defined(KPC_DISPATCH_AVX512)
   static const backend avx512{KPC_KERNELS_ABI::isa_avx512, KPC_KERNELS_ABI::unit_table_avx512()};
-  if (cpu.avx512bw && simd::cpu_has_f16c()) backends.push_back(&avx512);
+  if (cpu.avx512) backends.add(&avx512);
 #endif
-#endif
-  // Best last; on a tie this translation unit's own kernels win over a unit's.
-  std::stable_sort(backends.begin(), backends.end(), [](const backend* a, const backend* b) { return a->isa < b->isa; });
   return backends;
 }
 
@@ -136,7 +152,7 @@ template <class Arch>
 const backend& active_backend() {
   const backend* chosen = backend_state<Arch>::active.load(std::memory_order_acquire);
   if (chosen == nullptr) {
-    chosen = runnable_backends<Arch>().back();
+    chosen = runnable_backends<Arch>().best();
     backend_state<Arch>::active.store(chosen, std::memory_order_release);
   }
   return *chosen;
@@ -202,14 +218,14 @@ void set_isa(isa level) {
   for (const detail::backend* candidate : detail::runnable_backends<Arch>())
     if (static_cast<isa>(candidate->isa) == level) chosen = candidate;
   if (chosen == nullptr)
-    detail::raise(errc::unsupported, std::string("instruction set ") + to_string(level) + " is not available here");
+    detail::raisef(errc::unsupported, "instruction set %s is not available here", to_string(level));
   detail::backend_state<Arch>::active.store(chosen, std::memory_order_release);
 }
 
 /// Back to the best instruction set available.
 template <class Arch = detail::compile_time_arch>
 void reset_isa() {
-  detail::backend_state<Arch>::active.store(detail::runnable_backends<Arch>().back(), std::memory_order_release);
+  detail::backend_state<Arch>::active.store(detail::runnable_backends<Arch>().best(), std::memory_order_release);
 }
 
 KPC_END_NAMESPACE

@@ -160,8 +160,8 @@ class KVCache {
     detail::check_rows(v, tokens, width, v_stride, sizeof(T), "append v");
     if (tokens == 0) return;
     if (tokens > capacity() - size_)
-      detail::raise(errc::buffer_too_small, "KVCache::append: " + std::to_string(tokens) + " tokens do not fit (size " +
-                                                std::to_string(size_) + ", capacity " + std::to_string(capacity()) + ")");
+      detail::raisef(errc::buffer_too_small, "KVCache::append: %zu tokens do not fit (size %zu, capacity %zu)", tokens,
+                     size_, capacity());
     const std::size_t end = size_ + tokens, open = size_ / G, filled = size_ % G, last = (end - 1) / G;
     const std::size_t first_new_tile = filled != 0 ? open + 1 : open;
     // Phase 1, everything that can fail, touching only unused rows and tiles, unused held-value
@@ -198,8 +198,7 @@ class KVCache {
   /// or n % G == 0; see the class comment for the rest. Errors: out_of_range (n > size()).
   void truncate(std::size_t n) {
     if (n > size_)
-      detail::raise(errc::out_of_range,
-                    "KVCache::truncate: " + std::to_string(n) + " > size " + std::to_string(size_));
+      detail::raisef(errc::out_of_range, "KVCache::truncate: %zu > size %zu", n, size_);
     if (n == size_) return;
     const std::size_t G = tile_tokens, tile_index = n / G, kept = n % G;
     if (kept != 0) {
@@ -224,8 +223,7 @@ class KVCache {
   /// Errors: out_of_range (first > size(), bad rope parameters), invalid_shape (rotary_dims).
   void shift_positions(std::size_t first, double delta, const rope_config& rope) {
     if (first > size_)
-      detail::raise(errc::out_of_range,
-                    "KVCache::shift_positions: first " + std::to_string(first) + " > size " + std::to_string(size_));
+      detail::raisef(errc::out_of_range, "KVCache::shift_positions: first %zu > size %zu", first, size_);
     float probe[2] = {0.0f, 0.0f};  // validates the parameters before any tile changes
     rope_shift(probe, 0, head_dim(), head_dim(), delta, rope);
     if (first == size_) return;
@@ -252,13 +250,11 @@ class KVCache {
   /// values of its tokens. Errors: out_of_range (bad range), buffer_too_small (capacity < range).
   KVCache copy_range(std::size_t first, std::size_t last, std::size_t capacity = 0) const {
     if (first > last || last > size_)
-      detail::raise(errc::out_of_range, "KVCache::copy_range: [" + std::to_string(first) + ", " +
-                                            std::to_string(last) + ") is not within [0, " + std::to_string(size_) + ")");
+      detail::raisef(errc::out_of_range, "KVCache::copy_range: [%zu, %zu) is not within [0, %zu)", first, last, size_);
     const std::size_t n = last - first, G = tile_tokens, dim = head_dim();
     if (capacity == 0) capacity = this->capacity();
     if (capacity < n)
-      detail::raise(errc::buffer_too_small, "KVCache::copy_range: capacity " + std::to_string(capacity) + " < " +
-                                                std::to_string(n) + " tokens");
+      detail::raisef(errc::buffer_too_small, "KVCache::copy_range: capacity %zu < %zu tokens", capacity, n);
     KVCache out(kv_heads(), dim, capacity);
     const std::size_t copied_tiles = first % G == 0 ? n / G : 0;
     const std::size_t window = n / G == 0 ? 0 : n / G - 1;
@@ -376,12 +372,11 @@ class KVCache {
   void restore(const std::byte* data, std::size_t size) {
     const image in = parse(data, size);
     if (in.kv_heads != kv_heads() || in.head_dim != head_dim())
-      detail::raise(errc::invalid_shape, "KVCache::restore: the image holds " + std::to_string(in.kv_heads) + " x " +
-                                             std::to_string(in.head_dim) + " channels, this cache " +
-                                             std::to_string(kv_heads()) + " x " + std::to_string(head_dim()));
+      detail::raisef(errc::invalid_shape, "KVCache::restore: the image holds %zu x %zu channels, this cache %zu x %zu",
+                     in.kv_heads, in.head_dim, kv_heads(), head_dim());
     if (in.tokens > capacity())
-      detail::raise(errc::buffer_too_small, "KVCache::restore: the image holds " + std::to_string(in.tokens) +
-                                                " tokens, the capacity is " + std::to_string(capacity()));
+      detail::raisef(errc::buffer_too_small, "KVCache::restore: the image holds %zu tokens, the capacity is %zu",
+                     in.tokens, capacity());
     const std::size_t G = tile_tokens, dim = head_dim();
     const std::size_t tiles_bytes = KFormat::encoded_bytes(in.tokens, dim), rows_bytes = in.tokens * plan_.row_bytes;
     const std::byte* k_in = data + container::header_bytes;
@@ -443,9 +438,8 @@ class KVCache {
   }
   static plan make_plan(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity) {
     if (kv_heads == 0 || head_dim == 0 || kv_heads > format::max_channels / head_dim)
-      detail::raise(errc::invalid_shape, "KVCache: kv_heads " + std::to_string(kv_heads) + " x head_dim " +
-                                             std::to_string(head_dim) + " must be in [1, " +
-                                             std::to_string(format::max_channels) + "] channels");
+      detail::raisef(errc::invalid_shape, "KVCache: kv_heads %zu x head_dim %zu must be in [1, %zu] channels", kv_heads,
+                     head_dim, format::max_channels);
     plan p;
     p.kv_heads = kv_heads;
     p.head_dim = head_dim;
@@ -468,13 +462,12 @@ class KVCache {
   std::size_t tokens_in_tile(std::size_t j) const { return std::min(tile_tokens, size_ - j * tile_tokens); }
   std::size_t checked_head(std::size_t h) const {
     if (h >= kv_heads())
-      detail::raise(errc::out_of_range, "KVCache: head " + std::to_string(h) + " >= kv_heads " + std::to_string(kv_heads()));
+      detail::raisef(errc::out_of_range, "KVCache: head %zu >= kv_heads %zu", h, kv_heads());
     return h;
   }
   void check_range(std::size_t first, std::size_t count, const char* what) const {
     if (first > size_ || count > size_ - first)
-      detail::raise(errc::out_of_range, std::string("KVCache::") + what + ": tokens [" + std::to_string(first) + ", +" +
-                                            std::to_string(count) + ") exceed size " + std::to_string(size_));
+      detail::raisef(errc::out_of_range, "KVCache::%s: tokens [%zu, +%zu) exceed size %zu", what, first, count, size_);
   }
 
   std::byte* tile(std::size_t h, std::size_t j) { return storage_.data() + plan_.k_at + h * plan_.k_head + j * plan_.tile_bytes; }

@@ -4,6 +4,7 @@
 #ifndef KPC_ERROR_HPP
 #define KPC_ERROR_HPP
 
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -52,7 +53,17 @@ class error : public std::invalid_argument {
 
 namespace detail {
 
-[[noreturn]] inline void raise(errc code, const std::string& detail) {
+// Failure paths are built out of line (cold, never inlined), so the checks at every call site stay
+// a compare and a call: smaller code, and less for the compiler to do in each translation unit.
+#if defined(__GNUC__) || defined(__clang__)
+#define KPC_COLD __attribute__((cold, noinline))
+#define KPC_PRINTF_FORMAT(format_index, first_arg) __attribute__((format(printf, format_index, first_arg)))
+#else
+#define KPC_COLD
+#define KPC_PRINTF_FORMAT(format_index, first_arg)
+#endif
+
+[[noreturn]] KPC_COLD inline void raise(errc code, const std::string& detail) {
   const std::string message = "kpc: " + detail + " [" + to_string(code) + "]";
 #if KPC_HAS_EXCEPTIONS
   throw error(code, message);
@@ -60,6 +71,16 @@ namespace detail {
   std::fprintf(stderr, "%s\n", message.c_str());
   std::abort();
 #endif
+}
+
+/// raise() with a printf-style message.
+[[noreturn]] KPC_COLD KPC_PRINTF_FORMAT(2, 3) inline void raisef(errc code, const char* format, ...) {
+  char message[512];
+  std::va_list args;
+  va_start(args, format);
+  std::vsnprintf(message, sizeof(message), format, args);
+  va_end(args);
+  raise(code, message);
 }
 
 inline void require(bool condition, errc code, const char* detail) {

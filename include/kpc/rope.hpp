@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstddef>
-#include <string>
 
 #include "config.hpp"
 #include "detail/checks.hpp"
@@ -39,8 +38,8 @@ inline void rope_shift(float* rows, std::size_t tokens, std::size_t head_dim, st
                        const rope_config& rope) {
   const std::size_t dims = rope.rotary_dims == 0 ? head_dim : rope.rotary_dims;
   if (head_dim == 0 || dims > head_dim || dims % 2 != 0)
-    detail::raise(errc::invalid_shape, "rope_shift: head_dim " + std::to_string(head_dim) + ", rotary_dims " +
-                                           std::to_string(dims) + " (must be even and <= head_dim)");
+    detail::raisef(errc::invalid_shape, "rope_shift: head_dim %zu, rotary_dims %zu (must be even and <= head_dim)",
+                   head_dim, dims);
   detail::check_rows(rows, tokens, head_dim, stride, sizeof(float), "rope_shift rows");
   if (!(std::isfinite(rope.theta_base) && rope.theta_base > 0.0) || !std::isfinite(rope.freq_scale) ||
       !std::isfinite(delta))

@@ -71,4 +71,20 @@ const kernel_table* unit_table_avx512();
 
 }  // namespace KPC_KERNELS_ABI
 
+KPC_BEGIN_NAMESPACE
+namespace detail {
+using KPC_KERNELS_ABI::f16_bits;
+using KPC_KERNELS_ABI::format_kernels;
+using KPC_KERNELS_ABI::kernel_table;
+using KPC_KERNELS_ABI::slab_result;
+using KPC_KERNELS_ABI::softmax_kernels;
+
+// The slab loops (detail/slab.hpp), declared here for code that names them without running them.
+template <class Provider, int Bits, int G>
+struct k_slab;
+template <class Provider, class Block>
+struct row_slab;
+}  // namespace detail
+KPC_END_NAMESPACE
+
 #endif  // KPC_DETAIL_KERNEL_TABLE_HPP

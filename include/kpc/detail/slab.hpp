@@ -21,12 +21,6 @@
 KPC_BEGIN_NAMESPACE
 namespace detail {
 
-using KPC_KERNELS_ABI::f16_bits;
-using KPC_KERNELS_ABI::format_kernels;
-using KPC_KERNELS_ABI::kernel_table;
-using KPC_KERNELS_ABI::slab_result;
-using KPC_KERNELS_ABI::softmax_kernels;
-
 /// The reference as a provider: per-unit kernels (a K tile, a V row), the slab-wide scores and
 /// accumulate of the per-token formats, and the softmax steps of decode attention.
 struct ref_provider {

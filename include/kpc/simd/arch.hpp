@@ -36,9 +36,6 @@
 #error "kpc needs xsimd 8.1 or newer (or define KPC_NO_SIMD for the scalar reference only)"
 #endif
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <cpuid.h>
-#endif
 
 KPC_BEGIN_NAMESPACE
 namespace simd {
@@ -948,16 +945,6 @@ inline void store(const fbatch<A>& x, float* p) {
 template <class A>
 inline void store(const fbatch<A>& x, half* p) {
   store_f16<A>(x, p, A{});
-}
-
-/// x86 CPUs with AVX2 all have F16C in practice, but it is its own CPUID bit (leaf 1, ECX bit 29).
-inline bool cpu_has_f16c() {
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & (1u << 29)) != 0;
-#else
-  return false;
-#endif
 }
 
 }  // namespace simd
