@@ -28,42 +28,6 @@ struct pair_case {
   pair_case<K4, kpc::q4_1>, pair_case<K4, kpc::Quantizer<3, kpc::PerToken<32>>>,                                  \
       pair_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::q8_0>, pair_case<kpc::Quantizer<2, kpc::PerChannel<128>>, kpc::q4_0>
 
-/// softmax(scale * q.k) v in f64 over f32 K/V rows ([tokens][dim]), with the same softcap and sink.
-std::vector<double> reference_attention(const std::vector<float>& q, std::size_t group, const std::vector<float>& k,
-                                        const std::vector<float>& v, std::size_t tokens, std::size_t dim,
-                                        const kpc::attention_params& p) {
-  const double scale = p.scale != 0.0f ? p.scale : 1.0 / std::sqrt(static_cast<double>(dim));
-  std::vector<double> out(group * dim, 0.0);
-  for (std::size_t g = 0; g < group; ++g) {
-    std::vector<double> logits(tokens);
-    double top = p.sinks ? p.sinks[g] : -std::numeric_limits<double>::infinity();
-    for (std::size_t t = 0; t < tokens; ++t) {
-      double dot = 0.0;
-      for (std::size_t c = 0; c < dim; ++c) dot += static_cast<double>(q[g * dim + c]) * k[t * dim + c];
-      double logit = dot * scale;
-      if (p.softcap > 0.0f) logit = p.softcap * std::tanh(logit / p.softcap);
-      logits[t] = logit;
-      top = std::max(top, logit);
-    }
-    double sum = p.sinks ? std::exp(p.sinks[g] - top) : 0.0;
-    for (std::size_t t = 0; t < tokens; ++t) sum += std::exp(logits[t] - top);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      const double w = std::exp(logits[t] - top) / sum;
-      for (std::size_t c = 0; c < dim; ++c) out[g * dim + c] += w * v[t * dim + c];
-    }
-  }
-  return out;
-}
-
-double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double err = 0.0, ref = 0.0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    err += (got[i] - want[i]) * (got[i] - want[i]);
-    ref += want[i] * want[i];
-  }
-  return std::sqrt(err / std::max(ref, 1e-300));
-}
-
 template <class Q>
 std::vector<std::byte> encode(const std::vector<float>& x, std::size_t tokens, std::size_t dim) {
   std::vector<std::byte> bytes(Q::encoded_bytes(tokens, dim));
@@ -120,7 +84,7 @@ TEST_CASE_TEMPLATE("decode attention = f64 softmax over the decoded cache within
           std::vector<float> out(group * dim);
           kpc::decode_attention<KF, VF>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
                                         tokens, dim, p, out.data());
-          const double err = relative_error(out, reference_attention(q, group, k_hat, v_hat, tokens, dim, p));
+          const double err = kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k_hat, v_hat, tokens, dim, p));
           CHECK(err <= 1e-5);
           worst = std::max(worst, err);
         }
@@ -144,7 +108,7 @@ TEST_CASE_TEMPLATE("decode attention against the exact K/V: the quantization err
   std::vector<float> out(group * dim);
   kpc::decode_attention<KF, VF>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
                                 tokens, dim, {}, out.data());
-  const double err = relative_error(out, reference_attention(q, group, k, v, tokens, dim, {}));
+  const double err = kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k, v, tokens, dim, {}));
   MESSAGE("K" << KF::bits << " G" << KF::tile_tokens << " + V" << VF::bits << ": attention output error vs exact K/V " << err);
   // A loose ceiling (K2 + q4_0 is the worst pair); exactly equal outputs would mean no quantization happened.
   CHECK(err < 0.5);
@@ -164,7 +128,7 @@ TEST_CASE("large logits: the online softmax neither overflows nor loses the peak
   kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
                                        tokens, dim, {1.0f, 0.0f, nullptr}, out.data());
   for (float x : out) REQUIRE(std::isfinite(x));
-  CHECK(relative_error(out, reference_attention(q, 1, k_hat, v_hat, tokens, dim, {1.0f, 0.0f, nullptr})) <= 1e-5);
+  CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, 1, k_hat, v_hat, tokens, dim, {1.0f, 0.0f, nullptr})) <= 1e-5);
 }
 
 TEST_CASE("the cache's attend covers the open tile and causal prefixes") {
@@ -183,7 +147,7 @@ TEST_CASE("the cache's attend covers the open tile and causal prefixes") {
         c.decode_k(h, 0, prefix, k_hat.data());
         c.decode_v(h, 0, prefix, v_hat.data());
         c.attend(h, q.data(), group, {}, out.data(), prefix);
-        CHECK(relative_error(out, reference_attention(q, group, k_hat, v_hat, prefix, dim, {})) <= 1e-5);
+        CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k_hat, v_hat, prefix, dim, {})) <= 1e-5);
       }
     }
   }

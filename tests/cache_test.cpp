@@ -460,9 +460,11 @@ TEST_CASE("restore refuses truncated, corrupted, wrong-version and wrong-shape i
   }
   SUBCASE("versions") {
     std::vector<std::byte> bad = image;
-    bad[8] = std::byte{2};  // container version 2
-    fix_crc(bad);
-    expect_error(kpc::errc::unsupported, target, bad);
+    for (int version : {1, 3}) {  // version 1 (kpc 0.1, before cache_options) and a future one
+      bad[8] = static_cast<std::byte>(version);
+      fix_crc(bad);
+      expect_error(kpc::errc::unsupported, target, bad);
+    }
     bad = image;
     bad[10] = std::byte{9};  // format version 9
     fix_crc(bad);
@@ -494,7 +496,11 @@ TEST_CASE("restore refuses truncated, corrupted, wrong-version and wrong-shape i
     fix_crc(bad);
     expect_error(kpc::errc::corrupt_data, target, bad);
     bad = image;
-    bad[28] = std::byte{1};  // reserved
+    bad[56] = std::byte{1};  // reserved
+    fix_crc(bad);
+    expect_error(kpc::errc::corrupt_data, target, bad);
+    bad = image;
+    bad[29] = std::byte{8};  // an option flag no kpc defines
     fix_crc(bad);
     expect_error(kpc::errc::corrupt_data, target, bad);
   }
@@ -550,4 +556,307 @@ TEST_CASE("other refusals: shapes, ranges, heads") {
   Cache empty(1, 32, 0);  // capacity 0: a valid cache that holds nothing
   CHECK(code_of([&] { empty.append(rows.data(), rows.data(), 1); }) == kpc::errc::buffer_too_small);
   CHECK(empty.save().size() == 64);
+}
+
+// ---- cache_options ----------------------------------------------------------------------------
+
+namespace {
+
+kpc::cache_options make_options(std::size_t sinks, std::size_t recent, bool center, bool rotate_k, bool rotate_v) {
+  kpc::cache_options o;
+  o.sink_tokens = sinks;
+  o.recent_tiles = recent;
+  o.center_keys = center;
+  o.rotate_keys = rotate_k;
+  o.rotate_values = rotate_v;
+  return o;
+}
+
+// Each option alone, and all together.
+const kpc::cache_options option_sets[] = {
+    make_options(4, 0, false, false, false), make_options(0, 1, false, false, false),
+    make_options(0, 0, true, false, false),  make_options(0, 0, false, true, false),
+    make_options(0, 0, false, false, true),  make_options(4, 2, true, true, true)};
+
+std::string describe(const kpc::cache_options& o) {
+  return "sinks " + std::to_string(o.sink_tokens) + ", recent tiles " + std::to_string(o.recent_tiles) +
+         (o.center_keys ? ", centered" : "") + (o.rotate_keys ? ", rotated K" : "") + (o.rotate_values ? ", rotated V" : "");
+}
+
+// The options' definition, written out: head h's K tiles encode the keys of [0, tokens) minus mu
+// (the mean of the first tile's non-sink keys), rotated, with the sinks' rows of tile 0 replaced by
+// the first other token's (zeros when there is none); its V rows encode the rotated values.
+template <class Cache>
+std::vector<float> model_keys(const kpc::cache_options& o, const std::vector<float>& rows, std::size_t tokens,
+                              std::size_t heads, std::size_t dim, std::size_t h) {
+  const std::size_t G = Cache::tile_tokens, S = std::min(o.sink_tokens, tokens), end0 = std::min(tokens, G);
+  std::vector<float> mu(dim, 0.0f), x(tokens * dim);
+  if (o.center_keys && end0 > S)
+    for (std::size_t c = 0; c < dim; ++c) {
+      double sum = 0.0;
+      for (std::size_t t = S; t < end0; ++t) sum += rows[(t * heads + h) * dim + c];
+      mu[c] = static_cast<float>(sum / static_cast<double>(end0 - S));
+    }
+  for (std::size_t t = 0; t < tokens; ++t) {
+    for (std::size_t c = 0; c < dim; ++c) x[t * dim + c] = rows[(t * heads + h) * dim + c] - mu[c];
+    if (o.rotate_keys) kpc::hadamard_rotate(x.data() + t * dim, dim, kpc::hadamard_block(dim));
+  }
+  for (std::size_t t = 0; t < S; ++t)
+    for (std::size_t c = 0; c < dim; ++c) x[t * dim + c] = S < end0 ? x[S * dim + c] : 0.0f;
+  return x;
+}
+template <class Cache>
+void check_options_encoding(const Cache& c, const std::vector<float>& rows, std::size_t tokens) {
+  using KF = typename Cache::k_format;
+  using VF = typename Cache::v_format;
+  REQUIRE(c.size() == tokens);
+  const std::size_t heads = c.kv_heads(), dim = c.head_dim();
+  for (std::size_t h = 0; h < heads; ++h) {
+    const std::vector<float> keys = model_keys<Cache>(c.options(), rows, tokens, heads, dim, h);
+    std::vector<std::byte> k(KF::encoded_bytes(tokens, dim)), v(VF::encoded_bytes(tokens, dim));
+    KF::encode(keys.data(), tokens, dim, k.data());
+    std::vector<float> values(tokens * dim);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      std::copy_n(rows.data() + (t * heads + h) * dim, dim, values.data() + t * dim);
+      if (c.options().rotate_values) kpc::hadamard_rotate(values.data() + t * dim, dim, kpc::hadamard_block(dim));
+    }
+    VF::encode(values.data(), tokens, dim, v.data());
+    CHECK(k_of(c, h) == k);
+    CHECK(v_of(c, h) == v);
+  }
+}
+
+template <class Cache>
+Cache filled_with(const kpc::cache_options& o, const std::vector<float>& rows, std::size_t tokens, std::size_t heads,
+                  std::size_t dim, std::size_t capacity) {
+  Cache c(heads, dim, capacity, o);
+  c.append(rows.data(), rows.data(), tokens);
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("cache_options: appends in any chunking hold the options' definition, byte for byte", Case,
+                   cache_case<K4, V4>, cache_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::Quantizer<3, kpc::PerToken<32>>>) {
+  using Cache = typename Case::cache;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 64, tokens = 3 * G + 5;
+  auto gen = kpc_test::rng(2101 + G);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  std::uniform_int_distribution<std::size_t> chunk_size(1, G + 9);
+  for (const kpc::cache_options& o : option_sets) {
+    const std::string options = describe(o);
+    CAPTURE(options);
+    for (const std::size_t fixed : {std::size_t{1}, std::size_t{0} /* random */, tokens}) {
+      CAPTURE(fixed);
+      Cache c(heads, dim, tokens, o);
+      for (std::size_t t = 0; t < tokens;) {
+        const std::size_t n = std::min(fixed != 0 ? fixed : chunk_size(gen), tokens - t);
+        c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, n);
+        t += n;
+        check_options_encoding(c, rows, t);
+      }
+    }
+  }
+}
+
+TEST_CASE("cache_options: attention = f64 softmax over the sinks, the codes and the recent window") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 64, group = 3;
+  auto gen = kpc_test::rng(2102);
+  const std::vector<float> rows = kv_rows(4 * G + 9, heads, dim, gen);
+  const std::vector<float> q = kpc_test::gaussian(group * dim, gen, 0.3f);
+  const float sink_logits[group] = {1.0f, -2.0f, 0.5f};
+  double worst = 0.0;
+  for (const kpc::cache_options& o : option_sets)
+    for (const std::size_t tokens : {std::size_t{1}, std::size_t{3}, G + 1, 4 * G + 9}) {
+      const std::string options = describe(o);
+      CAPTURE(options);
+      CAPTURE(tokens);
+      const Cache c = filled_with<Cache>(o, rows, tokens, heads, dim, 4 * G + 9);
+      for (std::size_t h = 0; h < heads; ++h) {
+        // What attention reads: the sinks and the recent window exactly, the rest decoded.
+        std::vector<float> k(tokens * dim), v(tokens * dim);
+        c.decode_k(h, 0, tokens, k.data());
+        c.decode_v(h, 0, tokens, v.data());
+        for (std::size_t t = 0; t < tokens; ++t)
+          if (t < c.sinks() || t >= c.recent_from())
+            for (std::size_t i = 0; i < dim; ++i) {
+              REQUIRE(k[t * dim + i] == rows[(t * heads + h) * dim + i]);
+              REQUIRE(v[t * dim + i] == rows[(t * heads + h) * dim + i]);
+            }
+        for (const kpc::attention_params p : {kpc::attention_params{}, kpc::attention_params{0.2f, 20.0f, sink_logits}}) {
+          std::vector<float> out(group * dim);
+          c.attend(h, q.data(), group, p, out.data());
+          const double err = kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k, v, tokens, dim, p));
+          worst = std::max(worst, err);
+          CHECK(err <= 1e-5);
+          if (tokens > 5) {  // a causal prefix
+            c.attend(h, q.data(), group, p, out.data(), tokens - 5);
+            CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k, v, tokens - 5, dim, p)) <= 1e-5);
+          }
+        }
+      }
+    }
+  MESSAGE("worst relative error against f64 over what attention reads: " << worst);
+}
+
+TEST_CASE("center_keys: offsets of hundreds of spreads cost nothing; sink_tokens: an outlier first token neither") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 1, dim = 64, tokens = 256;
+  auto gen = kpc_test::rng(2103);
+  const std::vector<float> plain = kpc_test::gaussian(tokens * dim, gen);
+  std::vector<float> offset = plain, outlier = plain;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (std::size_t c = dim - 4; c < dim; ++c) offset[t * dim + c] += (c % 2 ? 300.0f : -250.0f);  // Qwen2-style, 300 sigma
+  for (std::size_t c = 0; c < dim; c += 5) outlier[c] = 80.0f;  // token 0: outliers in many channels
+  const auto key_error = [&](const std::vector<float>& rows, const kpc::cache_options& o, std::size_t from) {
+    const Cache c = filled_with<Cache>(o, rows, tokens, heads, dim, tokens);
+    std::vector<float> k(tokens * dim);
+    c.decode_k(0, 0, tokens, k.data());
+    double err = 0.0, ref = 0.0;
+    for (std::size_t i = from * dim; i < tokens * dim; ++i) {
+      err += (k[i] - rows[i]) * (k[i] - rows[i]);
+      ref += plain[i] * plain[i];
+    }
+    return err / ref;
+  };
+  const kpc::cache_options none, centered = make_options(0, 0, true, false, false), sinks = make_options(1, 0, false, false, false);
+  const double base = key_error(plain, none, 0);
+  MESSAGE("K4 relative MSE: plain " << base << ", offset " << key_error(offset, none, 0) << ", offset centered "
+                                    << key_error(offset, centered, 0));
+  CHECK(key_error(offset, centered, 0) <= 1.1 * base);   // the offsets are gone
+  CHECK(key_error(offset, none, 0) >= 2.0 * base);        // (what the 8-bit minimums' step costs without)
+  const double with_sink = key_error(outlier, sinks, 1), without = key_error(outlier, none, 1);
+  MESSAGE("tokens 1..: outlier token 0 as a sink " << with_sink << ", in tile 0 " << without);
+  CHECK(with_sink <= 1.1 * base);
+  CHECK(without >= 2.0 * with_sink);
+}
+
+TEST_CASE("cache_options: truncate, copy_range, shift_positions and save/restore keep the definition") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t G = Cache::tile_tokens, heads = 2, dim = 32, tokens = 4 * G + 7;
+  auto gen = kpc_test::rng(2104);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  for (const kpc::cache_options& o : option_sets) {
+    const std::string options = describe(o);
+    CAPTURE(options);
+    const Cache full = filled_with<Cache>(o, rows, tokens, heads, dim, tokens + 10);
+    for (std::size_t n = 0; n <= tokens; ++n) {  // rollback within the held values (or to whole tiles) is exact
+      if (n < full.originals_from() && n % G != 0) continue;
+      CAPTURE(n);
+      Cache c = full.copy_range(0, tokens);
+      c.truncate(n);
+      check_options_encoding(c, rows, n);
+      c.append(rows.data() + n * heads * dim, rows.data() + n * heads * dim, tokens - n);
+      CHECK(c.save() == full.save());
+    }
+    Cache deep = full.copy_range(0, tokens);
+    deep.truncate(G + 5);  // below the held values: a valid cache, attention as the f64 model of what it reads
+    REQUIRE(deep.size() == G + 5);
+    CHECK(deep.recent_from() >= deep.originals_from());
+    for (const std::size_t n : {std::size_t{0}, G, 2 * G + 1, tokens}) {  // prefix forks equal fresh caches
+      CAPTURE(n);
+      if (n >= full.originals_from() || n % G == 0) check_options_encoding(full.copy_range(0, n), rows, n);
+    }
+    const Cache range = full.copy_range(G + 3, tokens);  // an unaligned start: the keys encoded anew
+    REQUIRE(range.size() == tokens - G - 3);
+    std::vector<float> a(range.size() * dim), b(range.size() * dim);
+    full.decode_k(1, G + 3, range.size(), a.data());
+    range.decode_k(1, 0, range.size(), b.data());
+    CHECK(kpc_test::relative_mse(a, b, dim) < 2e-2);
+    // RoPE shift of a cache whose first tile is open: the cache of the rotated keys, exactly.
+    const std::size_t small = G - 7;
+    Cache shifted = filled_with<Cache>(o, rows, small, heads, dim, tokens);
+    shifted.shift_positions(3, 17.0, {kpc::rope_style::neox, 1e4, 0, 1.0});
+    std::vector<float> rotated(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(small * heads * dim));
+    kpc::rope_shift(rotated.data() + 3 * heads * dim, (small - 3) * heads, dim, dim, 17.0, {kpc::rope_style::neox, 1e4, 0, 1.0});
+    Cache expected(heads, dim, tokens, o);
+    expected.append(rotated.data(), rows.data(), small);
+    CHECK(shifted.save() == expected.save());
+    // save / load: the same bytes and the same attention.
+    const std::vector<std::byte> image = full.save();
+    const Cache loaded = Cache::load(image.data(), image.size());
+    CHECK(loaded.options() == o);
+    CHECK(loaded.save() == image);
+    std::vector<float> q = kpc_test::gaussian(2 * dim, gen), out1(2 * dim), out2(2 * dim);
+    full.attend(1, q.data(), 2, {}, out1.data());
+    loaded.attend(1, q.data(), 2, {}, out2.data());
+    CHECK(out1 == out2);
+    Cache other(heads, dim, tokens + 10, make_options(o.sink_tokens == 0 ? 1 : 0, 0, false, false, false));
+    expect_error(kpc::errc::invalid_shape, other, image);  // saved with other options
+  }
+}
+
+TEST_CASE("cache_options: a restore checks the sinks, the live centering vector and the open tile") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 1, dim = 32, tokens = 20;  // the first tile is open: mu is its tokens' mean
+  auto gen = kpc_test::rng(2105);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  const kpc::cache_options o = make_options(2, 1, true, false, false);
+  const Cache source = filled_with<Cache>(o, rows, tokens, heads, dim, 40);
+  const std::vector<std::byte> image = source.save();
+  Cache target(heads, dim, 40, o);
+  // Payload: tile, V rows, held K, held V, sinks (K, V), mu; each edit keeps a valid CRC.
+  const std::size_t floats_at = 64 + K4::tile_bytes(dim) + tokens * V4::row_bytes(dim);
+  const std::size_t mu_at = image.size() - dim * 4, sink_at = mu_at - 2 * 2 * dim * 4;
+  std::vector<std::byte> bad = image;
+  bad[mu_at] ^= std::byte{1};  // mu one ulp off
+  fix_crc(bad);
+  expect_error(kpc::errc::corrupt_data, target, bad);
+  bad = image;
+  kpc::detail::put_le(bad.data() + sink_at, 0x7FC00000u, 4);  // a sink key becomes NaN
+  fix_crc(bad);
+  expect_error(kpc::errc::corrupt_data, target, bad);
+  bad = image;
+  kpc::detail::put_le(bad.data() + floats_at + 5 * dim * 4, 0x41200000u, 4);  // a held key changes: the tile differs
+  fix_crc(bad);
+  expect_error(kpc::errc::corrupt_data, target, bad);
+  target.restore(image.data(), image.size());
+  CHECK(target.save() == image);
+}
+
+TEST_CASE("cache_options: memory_bytes counts everything, streaming allocates nothing, refusals") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 2, dim = 64, capacity = 300;
+  auto gen = kpc_test::rng(2106);
+  const std::vector<float> rows = kv_rows(capacity, heads, dim, gen);
+  const kpc::cache_options o = make_options(4, 2, true, true, true);
+  std::vector<float> q(2 * dim, 0.1f), out(2 * dim);
+  {  // per-thread scratch (SIMD kernels, rotated queries and outputs) on first use
+    Cache warm_up(heads, dim, 40, o);
+    warm_up.append(rows.data(), rows.data(), 40);
+    warm_up.attend(0, q.data(), 2, {}, out.data());
+  }
+  counted_bytes = counted_calls = 0;
+  counting = true;
+  Cache c(heads, dim, capacity, o);
+  counting = false;
+  CHECK(counted_bytes == Cache::memory_bytes(heads, dim, capacity, o));
+  CHECK(counted_calls == 1);
+  // Beyond the plain cache: held values of 3 tiles (recent_tiles + 1) for K and V instead of 2 for
+  // K, the sinks' keys and values, mu and an append's next mu, a tile of f32 work space.
+  const auto r64 = [](std::size_t n) { return (n + 63) / 64 * 64; };
+  const std::size_t held = r64(32 * dim * 4);
+  CHECK(Cache::memory_bytes(heads, dim, capacity, o) - Cache::memory_bytes(heads, dim, capacity) ==
+        heads * (3 * 2 - 2) * held + 2 * heads * r64(4 * dim * 4) + 2 * heads * r64(dim * 4) + held);
+  counted_bytes = counted_calls = 0;
+  counting = true;
+  for (std::size_t t = 0; t < capacity; t += 7)
+    c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, std::min<std::size_t>(7, capacity - t));
+  c.truncate(capacity - 5);
+  c.attend(1, q.data(), 2, {}, out.data());
+  counting = false;
+  CHECK(counted_calls == 0);
+
+  CHECK(code_of([] { Cache(1, 32, 10, make_options(17, 0, false, false, false)); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { Cache(1, 32, 10, make_options(0, 65, false, false, false)); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<32>>, V4>(1, 32, 10, make_options(16, 0, false, false, false)); }) ==
+        kpc::errc::ok);
+  Cache d(heads, dim, 50, o);
+  d.append(rows.data(), rows.data(), 2);
+  const std::vector<std::byte> before = d.save();
+  std::vector<float> bad(rows.begin(), rows.begin() + 4 * heads * dim);
+  bad[2 * heads * dim + dim + 7] = std::nanf("");  // token 2 (a sink), head 1: its key is never encoded
+  CHECK(code_of([&] { d.append(bad.data(), rows.data(), 4); }) == kpc::errc::non_finite);
+  CHECK(d.save() == before);
 }

@@ -3,12 +3,16 @@
 #ifndef KPC_TESTS_SUPPORT_HPP
 #define KPC_TESTS_SUPPORT_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <kpc/attention.hpp>
 
 namespace kpc_test {
 
@@ -76,6 +80,42 @@ inline void append(std::vector<std::byte>& v, std::size_t n, unsigned value) { v
 /// room for the folded scale (one more rounding per term).
 inline double dot_tolerance(std::size_t n, double magnitude_sum) {
   return 2.0 * static_cast<double>(n + 2) * std::ldexp(1.0, -24) * magnitude_sum + 1e-30;
+}
+
+/// softmax(scale * q.k) v in f64 over f32 K/V rows ([tokens][dim]), with the same softcap and sink.
+inline std::vector<double> reference_attention(const std::vector<float>& q, std::size_t group, const std::vector<float>& k,
+                                        const std::vector<float>& v, std::size_t tokens, std::size_t dim,
+                                        const kpc::attention_params& p) {
+  const double scale = p.scale != 0.0f ? p.scale : 1.0 / std::sqrt(static_cast<double>(dim));
+  std::vector<double> out(group * dim, 0.0);
+  for (std::size_t g = 0; g < group; ++g) {
+    std::vector<double> logits(tokens);
+    double top = p.sinks ? p.sinks[g] : -std::numeric_limits<double>::infinity();
+    for (std::size_t t = 0; t < tokens; ++t) {
+      double dot = 0.0;
+      for (std::size_t c = 0; c < dim; ++c) dot += static_cast<double>(q[g * dim + c]) * k[t * dim + c];
+      double logit = dot * scale;
+      if (p.softcap > 0.0f) logit = p.softcap * std::tanh(logit / p.softcap);
+      logits[t] = logit;
+      top = std::max(top, logit);
+    }
+    double sum = p.sinks ? std::exp(p.sinks[g] - top) : 0.0;
+    for (std::size_t t = 0; t < tokens; ++t) sum += std::exp(logits[t] - top);
+    for (std::size_t t = 0; t < tokens; ++t) {
+      const double w = std::exp(logits[t] - top) / sum;
+      for (std::size_t c = 0; c < dim; ++c) out[g * dim + c] += w * v[t * dim + c];
+    }
+  }
+  return out;
+}
+
+inline double relative_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0.0, ref = 0.0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    err += (got[i] - want[i]) * (got[i] - want[i]);
+    ref += want[i] * want[i];
+  }
+  return std::sqrt(err / std::max(ref, 1e-300));
 }
 
 }  // namespace kpc_test

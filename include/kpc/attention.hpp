@@ -48,6 +48,94 @@ inline void check_finite(const float* values, std::size_t count, const char* nam
     if (!std::isfinite(values[i])) raisef(errc::non_finite, "%s holds NaN or Inf", name);
 }
 
+/// Checks what every attention entry point takes the same way; returns the logit scale.
+inline float checked_scale(const float* q, std::size_t group, std::size_t head_dim, const attention_params& params,
+                           const float* out) {
+  if (group == 0) raisef(errc::invalid_shape, "decode_attention: group must be >= 1");
+  check_rows(q, group, head_dim, head_dim, sizeof(float), "decode_attention q");
+  check_rows(out, group, head_dim, head_dim, sizeof(float), "decode_attention out");
+  check_finite(q, group * head_dim, "decode_attention q");
+  check_finite(&params.scale, 1, "attention_params::scale");
+  check_finite(&params.softcap, 1, "attention_params::softcap");
+  if (params.softcap < 0.0f) raisef(errc::out_of_range, "attention_params::softcap must be >= 0");
+  if (params.sinks != nullptr) check_finite(params.sinks, group, "attention_params::sinks");
+  return params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+}
+
+/// The online softmax of up to attention_heads_per_pass query heads, fed in steps of at most
+/// attention_chunk tokens: the caller writes each step's raw scores q.k ([heads][n], at scores())
+/// from wherever its keys are, calls step(n), which turns them into weights (rescaling what was
+/// summed under an older maximum), and adds weights x values to out (and to `rotated`, a second
+/// accumulator for values kept in another basis, when given); finish() divides by the sums.
+class softmax_pass {
+ public:
+  softmax_pass(std::size_t heads, std::size_t head_dim, const attention_params& params, float scale, std::size_t first_head,
+               float* out, float* rotated)
+      : heads_(heads), head_dim_(head_dim), scale_(scale), softcap_(params.softcap), out_(out), rotated_(rotated),
+        steps_(active_softmax()) {
+    for (std::size_t h = 0; h < heads; ++h) {
+      const bool sink = params.sinks != nullptr;
+      max_[h] = sink ? params.sinks[first_head + h] : -std::numeric_limits<float>::infinity();
+      sum_[h] = sink ? 1.0f : 0.0f;  // the sink's exp(sink - max)
+    }
+  }
+  float* scores() { return weights_; }
+  /// Weights of head h in the last step: weights()[h * n + t].
+  const float* weights() const { return weights_; }
+
+  /// The first `skip` tokens of the step get weight 0 (positions whose scores come from elsewhere).
+  void step(std::size_t n, std::size_t skip = 0) {
+    for (std::size_t h = 0; h < heads_; ++h) {
+      float* const w = weights_ + h * n;
+      float step_max;
+      if (softcap_ > 0.0f) {
+        step_max = -std::numeric_limits<float>::infinity();
+        for (std::size_t t = 0; t < n; ++t) {
+          w[t] = softcap_ * std::tanh(w[t] * scale_ / softcap_);
+          step_max = std::max(step_max, w[t]);
+        }
+      } else {
+        step_max = steps_.scale_max(w, n, scale_);
+      }
+      if (skip != 0) {  // (callers skip only after a step or sink that made the maximum finite)
+        std::fill(w, w + skip, -std::numeric_limits<float>::infinity());
+        step_max = *std::max_element(w, w + n);
+      }
+      if (step_max > max_[h]) {  // rescale what was summed under the old maximum
+        const float correction = std::exp(max_[h] - step_max);
+        sum_[h] *= correction;
+        rescale(out_ + h * head_dim_, correction);
+        if (rotated_ != nullptr) rescale(rotated_ + h * head_dim_, correction);
+        max_[h] = step_max;
+      }
+      sum_[h] += steps_.exp_sum(w, n, max_[h]);
+    }
+  }
+
+  void finish() {
+    for (std::size_t h = 0; h < heads_; ++h) {
+      if (sum_[h] == 0.0f) continue;  // no tokens and no sink: zeros
+      const float inverse = 1.0f / sum_[h];
+      rescale(out_ + h * head_dim_, inverse);
+      if (rotated_ != nullptr) rescale(rotated_ + h * head_dim_, inverse);
+    }
+  }
+
+ private:
+  void rescale(float* acc, float factor) const {
+    for (std::size_t c = 0; c < head_dim_; ++c) acc[c] *= factor;
+  }
+
+  std::size_t heads_, head_dim_;
+  float scale_, softcap_;
+  float* out_;
+  float* rotated_;
+  softmax_kernels steps_;
+  float max_[attention_heads_per_pass];  // softmax state: max logit and sum of exp
+  float sum_[attention_heads_per_pass];
+  alignas(64) float weights_[attention_heads_per_pass * attention_chunk];  // [heads][n] of the step
+};
+
 }  // namespace detail
 
 /// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
@@ -65,70 +153,28 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
   static_assert(chunk % detail::tokens_per_unit<KFormat>::value == 0 &&
                     chunk % detail::tokens_per_unit<VFormat>::value == 0,
                 "kpc::decode_attention: a format's unit must divide the 256-token step");
-  if (group == 0) detail::raise(errc::invalid_shape, "decode_attention: group must be >= 1");
+  if (group == 0) detail::raisef(errc::invalid_shape, "decode_attention: group must be >= 1");
   const std::size_t k_needed = KFormat::encoded_bytes(tokens, head_dim);  // both shapes before any size
   const std::size_t v_needed = VFormat::encoded_bytes(tokens, head_dim);
   detail::check_bytes(k, k_bytes, k_needed, "decode_attention k");
   detail::check_bytes(v, v_bytes, v_needed, "decode_attention v");
-  detail::check_rows(q, group, head_dim, head_dim, sizeof(float), "decode_attention q");
-  detail::check_rows(out, group, head_dim, head_dim, sizeof(float), "decode_attention out");
-  detail::check_finite(q, group * head_dim, "decode_attention q");
-  detail::check_finite(&params.scale, 1, "attention_params::scale");
-  detail::check_finite(&params.softcap, 1, "attention_params::softcap");
-  if (params.softcap < 0.0f) detail::raise(errc::out_of_range, "attention_params::softcap must be >= 0");
-  if (params.sinks != nullptr) detail::check_finite(params.sinks, group, "attention_params::sinks");
-  const float scale = params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const float softcap = params.softcap;
+  const float scale = detail::checked_scale(q, group, head_dim, params, out);
 
-  const detail::softmax_kernels softmax = detail::active_softmax();
   std::fill(out, out + group * head_dim, 0.0f);
   for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {
     const std::size_t heads = std::min(detail::attention_heads_per_pass, group - first_head);
-    float running_max[detail::attention_heads_per_pass];  // softmax state: max logit and sum of exp
-    float running_sum[detail::attention_heads_per_pass];
-    for (std::size_t h = 0; h < heads; ++h) {
-      const bool sink = params.sinks != nullptr;
-      running_max[h] = sink ? params.sinks[first_head + h] : -std::numeric_limits<float>::infinity();
-      running_sum[h] = sink ? 1.0f : 0.0f;  // the sink's exp(sink - max)
-    }
-    // Logits, then weights, of every head of the pass: head h's at weights + h * n.
-    alignas(64) float weights[detail::attention_heads_per_pass * chunk];
     const float* queries = q + first_head * head_dim;
     float* outputs = out + first_head * head_dim;
+    detail::softmax_pass pass(heads, head_dim, params, scale, first_head, outputs, nullptr);
     for (std::size_t t0 = 0; t0 < tokens; t0 += chunk) {
       const std::size_t n = std::min(chunk, tokens - t0);
       const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
       const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
-      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, weights);
-      for (std::size_t h = 0; h < heads; ++h) {
-        float* const w = weights + h * n;
-        float* const acc = outputs + h * head_dim;
-        float step_max;
-        if (softcap > 0.0f) {
-          step_max = -std::numeric_limits<float>::infinity();
-          for (std::size_t t = 0; t < n; ++t) {
-            w[t] = softcap * std::tanh(w[t] * scale / softcap);
-            step_max = std::max(step_max, w[t]);
-          }
-        } else {
-          step_max = softmax.scale_max(w, n, scale);
-        }
-        if (step_max > running_max[h]) {  // rescale what was summed under the old maximum
-          const float correction = std::exp(running_max[h] - step_max);
-          running_sum[h] *= correction;
-          for (std::size_t c = 0; c < head_dim; ++c) acc[c] *= correction;
-          running_max[h] = step_max;
-        }
-        running_sum[h] += softmax.exp_sum(w, n, running_max[h]);
-      }
-      VFormat::accumulate_group(weights, heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
+      pass.step(n);
+      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
     }
-    for (std::size_t h = 0; h < heads; ++h) {
-      if (running_sum[h] == 0.0f) continue;  // no tokens and no sink: zeros
-      const float inverse = 1.0f / running_sum[h];
-      float* acc = out + (first_head + h) * head_dim;
-      for (std::size_t c = 0; c < head_dim; ++c) acc[c] *= inverse;
-    }
+    pass.finish();
   }
 }
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for KVCache::restore, the one kpc entry point that reads bytes from outside.
 // Input: one mode byte, then a cache container. With an odd mode byte the harness rewrites the
-// container's CRC first, so the checks behind the checksum are fuzzed too. A container restore
+// container's CRC first, so the checks behind the checksum are fuzzed too; with bit 1 set the
+// cache has every cache_options option on (sinks, a recent window, centering, rotations). A container restore
 // accepts must save back to the same bytes and survive attention, appends and truncation.
 // Built with -DKPC_FUZZ_WRITE_SEEDS it is instead a program that writes a seed corpus.
 #include <cstdint>
@@ -16,6 +17,16 @@ namespace {
 
 using Cache = kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<32>>, kpc::q4_1>;
 constexpr std::size_t kv_heads = 2, head_dim = 32, capacity = 100;
+
+kpc::cache_options options_of(unsigned mode) {
+  kpc::cache_options o;
+  if ((mode & 2) != 0) {
+    o.sink_tokens = 4;
+    o.recent_tiles = 2;
+    o.center_keys = o.rotate_keys = o.rotate_values = true;
+  }
+  return o;
+}
 }  // namespace
 
 #ifndef KPC_FUZZ_WRITE_SEEDS
@@ -35,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::byte> image(size - 1);
   if (!image.empty()) std::memcpy(image.data(), data + 1, image.size());
   if ((data[0] & 1) != 0 && image.size() >= kpc::detail::cache_container::header_bytes) fix_crc(image);
-  Cache cache(kv_heads, head_dim, capacity);
+  Cache cache(kv_heads, head_dim, capacity, options_of(data[0]));
   try {
     cache.restore(image.data(), image.size());
   } catch (const kpc::error&) {
@@ -75,14 +86,14 @@ int main(int argc, char** argv) {
   for (const std::size_t tokens : {0, 1, 31, 32, 33, 64, 70, 100}) {
     for (const std::size_t rollback : {0, 3, 40}) {
       if (rollback > tokens) continue;
-      Cache cache(kv_heads, head_dim, capacity);
+      const unsigned char mode = static_cast<unsigned char>(written % 4);
+      Cache cache(kv_heads, head_dim, capacity, options_of(mode));
       cache.append(rows.data(), rows.data(), tokens);
       cache.truncate(tokens - rollback);
       std::vector<std::byte> image = cache.save();
       const std::string path = std::string(argv[1]) + "/seed-" + std::to_string(written++);
       std::FILE* f = std::fopen(path.c_str(), "wb");
       if (f == nullptr) return 1;
-      const unsigned char mode = static_cast<unsigned char>(written % 2);
       std::fwrite(&mode, 1, 1, f);
       std::fwrite(image.data(), 1, image.size(), f);
       std::fclose(f);
