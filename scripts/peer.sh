@@ -7,7 +7,7 @@
 #     --tokens build/eval/tokens.u32 --window 512 --max-tokens 8192 --out docs/results/peer.json
 set -euo pipefail
 cd "$(dirname "$0")/.."
-version=0.3.16
+version=0.3.36
 venv=build/venv-peer
 
 if ! "$venv/bin/python" -c "import sys, llama_cpp; sys.exit(llama_cpp.__version__ != '$version')" \

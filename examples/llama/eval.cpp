@@ -4,11 +4,15 @@
 // cache: perplexity, KL divergence of every next-token distribution, and top-1 agreement.
 //
 //   kpc_llama --model M.gguf --tokens T.u32 [--window 512] [--max-tokens 8192] [--configs a,b]
-//             [--stress off|on|both] [--threads N] [--seed N] [--json out.json]
+//             [--layer-map LAYERS=CONFIG] [--stress off|on|both] [--threads N] [--seed N] [--json out.json]
 //
-// Configurations (caches.hpp): f16 (the reference, always first), q8_0, q4_0, kpc-k4v4, kpc-k4v3,
-// kpc-k3v3, kpc-k4g64v4, kpc-k4g128v4; kpc-k4v8 only when named. Memory: the f16 run's
-// next-token log-probabilities stay in memory for the KLD, vocab x 4 bytes (192 KiB) per token.
+// Configurations (caches.hpp, find_config): f16 (the reference, always first), q8_0, q4_0,
+// kpc-k4v4, kpc-k4v3, kpc-k3v3, kpc-k4g64v4, kpc-k4g128v4 by default; any format with the cache's
+// options (kpc-k4v4+s4+r1+c+hv: 4 sinks, a recent window of one tile, centered keys, rotated
+// values) and per-layer maps (kpc-k4v4|0,-1=kpc-k8v8) when named; --layer-map adds its map to
+// every configuration but the reference. bits/value counts all a cache allocates for the model's
+// context (codes, held values, sinks, centering, scratch). Memory: the f16 run's next-token
+// log-probabilities stay in memory for the KLD, vocab x 4 bytes (192 KiB) per token.
 //
 // Token ids are little-endian uint32 (scripts/evaldata.py makes them with the GGUF's tokenizer).
 // The first floor(min(count, max-tokens) / window) windows of `window` tokens are evaluated, each
@@ -45,7 +49,8 @@ namespace {
 struct options {
   std::string model, tokens, json;
   std::size_t window = 512, max_tokens = 8192, threads = 0;
-  std::vector<std::string> configs;  // empty: all
+  std::vector<std::string> configs;  // empty: the default list
+  std::string layer_map;
   bool unstressed = true, stressed = true;
   std::uint64_t seed = 2026;
 };
@@ -53,8 +58,8 @@ struct options {
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
                "kpc_llama: %s\nusage: kpc_llama --model M.gguf --tokens T.u32 [--window 512] [--max-tokens 8192]\n"
-               "                 [--configs f16,q8_0,...] [--stress off|on|both] [--threads N] [--seed N]\n"
-               "                 [--json out.json]\n",
+               "                 [--configs f16,q8_0,...] [--layer-map LAYERS=CONFIG] [--stress off|on|both]\n"
+               "                 [--threads N] [--seed N] [--json out.json]\n",
                why.c_str());
   std::exit(2);
 }
@@ -75,6 +80,7 @@ options parse(int argc, char** argv) {
     if (flag == "--model") o.model = value;
     else if (flag == "--tokens") o.tokens = value;
     else if (flag == "--json") o.json = value;
+    else if (flag == "--layer-map") o.layer_map = value;
     else if (flag == "--window") o.window = parse_size(flag, value);
     else if (flag == "--max-tokens") o.max_tokens = parse_size(flag, value);
     else if (flag == "--threads") o.threads = parse_size(flag, value);
@@ -176,10 +182,11 @@ run_result evaluate(const llama::model& m, const llama::cache_config& config, co
     pool.emplace_back([&, thread] {
       try {
         llama::model::workspace ws = m.make_workspace(window);
-        const std::unique_ptr<llama::layer_cache> cache = config.make(window);
+        std::vector<std::unique_ptr<llama::layer_cache>> caches;
+        for (std::size_t l = 0; l < hp.layers; ++l) caches.push_back(config.make(window, l));
         for (std::size_t w; (w = next++) < windows;) {
           const llama::model::key_hooks hooks{offsets, moments ? &window_moments[w] : nullptr};
-          m.forward(&ids[w * window], window, *cache, hooks, ws);
+          m.forward(&ids[w * window], window, caches, hooks, ws);
           tallies[w] = score(ws.logits.data(), &ids[w * window], window, hp.vocab, w, ref, record);
         }
       } catch (...) {
@@ -201,8 +208,10 @@ run_result evaluate(const llama::model& m, const llama::cache_config& config, co
   run_result r;
   r.config = config.name;
   r.stress = offsets != nullptr;
-  r.cache_bytes_per_token = config.bytes_per_token * static_cast<double>(hp.layers);
-  r.bits_per_value = config.bytes_per_token * 8.0 / static_cast<double>(2 * hp.kv_dim());
+  double bytes = 0.0;  // everything every layer's cache allocates at the model's context
+  for (std::size_t l = 0; l < hp.layers; ++l) bytes += static_cast<double>(config.memory_bytes(hp.context, l));
+  r.cache_bytes_per_token = bytes / static_cast<double>(hp.context);
+  r.bits_per_value = bytes * 8.0 / static_cast<double>(hp.layers * 2 * hp.kv_dim() * hp.context);
   const double n = static_cast<double>(total.count);
   r.ppl = std::exp(total.nll / n);
   r.kld = total.kld / n;
@@ -233,11 +242,11 @@ std::vector<float> stress_offsets(const llama::hparams& hp, const std::vector<do
 void print_table(const std::vector<run_result>& rows, bool stress, double f16_ppl, std::size_t context) {
   std::printf("\n%s\n", stress ? "With the offset stress (4 channels per KV head at 20-50x their spread):"
                                : "Without stress:");
-  std::printf("%-14s %9s %10s %13s %9s %8s %10s %8s\n", "config", "bits/val", "KiB/token", "MiB @ctx", "PPL",
+  std::printf("%-30s %9s %10s %13s %9s %8s %10s %8s\n", "config", "bits/val", "KiB/token", "MiB @ctx", "PPL",
               "dPPL %", "KLD", "top-1 %");
   for (const run_result& r : rows) {
     if (r.stress != stress) continue;
-    std::printf("%-14s %9.3f %10.2f %13.1f %9.4f %8.3f %10.6f %8.2f\n", r.config.c_str(), r.bits_per_value,
+    std::printf("%-30s %9.3f %10.2f %13.1f %9.4f %8.3f %10.6f %8.2f\n", r.config.c_str(), r.bits_per_value,
                 r.cache_bytes_per_token / 1024.0, r.cache_bytes_per_token * static_cast<double>(context) / 1048576.0,
                 r.ppl, 100.0 * (r.ppl / f16_ppl - 1.0), r.kld, r.top1);
   }
@@ -284,13 +293,16 @@ int run(const options& o) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   std::vector<llama::cache_config> configs;
-  for (llama::cache_config& c : llama::all_cache_configs(hp.kv_heads, hp.head_dim))
-    if (o.configs.empty() ? c.by_default : std::find(o.configs.begin(), o.configs.end(), c.name) != o.configs.end())
-      configs.push_back(std::move(c));
-  if (configs.size() != (o.configs.empty() ? configs.size() : o.configs.size()))
-    usage("--configs names an unknown configuration (known: f16 q8_0 q4_0 kpc-k4v4 kpc-k4v3 kpc-k3v3 kpc-k4g64v4 "
-          "kpc-k4g128v4 kpc-k4v8)");
-  if (configs.front().name != "f16") usage("--configs must include f16, the reference");
+  const std::vector<std::string> names = o.configs.empty() ? llama::default_configs() : o.configs;
+  if (names.front() != "f16") usage("--configs must start with f16, the reference");
+  try {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string name = i > 0 && !o.layer_map.empty() ? names[i] + "|" + o.layer_map : names[i];
+      configs.push_back(llama::find_config(name, hp.kv_heads, hp.head_dim, hp.layers));
+    }
+  } catch (const std::invalid_argument& e) {
+    usage(e.what());
+  }
 
   const std::size_t threads =
       std::max<std::size_t>(1, std::min(windows, o.threads ? o.threads : std::thread::hardware_concurrency()));
@@ -310,7 +322,7 @@ int run(const options& o) {
   std::vector<double> moments(2 * hp.layers * hp.kv_dim(), 0.0);
   std::vector<run_result> rows;
   const auto progress = [&](const run_result& r) {
-    std::printf("[%zu/%zu] %-13s %-9s ppl %9.4f  kld %.6f  top-1 %6.2f %%  (%.0f s)\n", rows.size(), runs,
+    std::printf("[%zu/%zu] %-30s %-9s ppl %9.4f  kld %.6f  top-1 %6.2f %%  (%.0f s)\n", rows.size(), runs,
                 r.config.c_str(), r.stress ? "stress" : "no stress", r.ppl, r.kld, r.top1, r.seconds);
     std::fflush(stdout);
   };

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <cstring>
 #include <kpc/kpc.hpp>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 #include <xsimd/xsimd.hpp>
@@ -205,10 +207,11 @@ class model {
     return ws;
   }
 
-  /// Logits [n][vocab] into ws.logits for tokens at positions 0..n-1 of a fresh sequence; `cache`
-  /// (capacity >= n) is cleared and reused by every layer in turn.
-  void forward(const std::uint32_t* tokens, std::size_t n, layer_cache& cache, const key_hooks& hooks,
-               workspace& ws) const {
+  /// Logits [n][vocab] into ws.logits for tokens at positions 0..n-1 of a fresh sequence; caches[l]
+  /// (capacity >= n) is layer l's, cleared first.
+  void forward(const std::uint32_t* tokens, std::size_t n, const std::vector<std::unique_ptr<layer_cache>>& caches,
+               const key_hooks& hooks, workspace& ws) const {
+    if (caches.size() != hp_.layers) throw std::invalid_argument("forward: one cache per layer");
     const std::size_t embd = hp_.embd, kv = hp_.kv_dim();
     for (std::size_t t = 0; t < n; ++t) {
       if (tokens[t] >= hp_.vocab) throw gguf_error("token id " + std::to_string(tokens[t]) + " is outside the vocabulary");
@@ -232,6 +235,7 @@ class model {
             (*hooks.moments)[(2 * l + 1) * kv + c] += static_cast<double>(key[c]) * key[c];
           }
       }
+      layer_cache& cache = *caches[l];
       cache.clear();
       for (std::size_t t = 0; t < n; ++t) {
         cache.append(&ws.k[t * kv], &ws.v[t * kv]);
