@@ -53,6 +53,9 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); 
 
 namespace {
 
+// The tests up to "cache_options" hold the plain cache (no options) to the formats' bytes.
+const kpc::cache_options plain{};
+
 using K4 = kpc::Quantizer<4, kpc::PerChannel<32>>;
 using V4 = kpc::q4_1;
 
@@ -104,7 +107,7 @@ void check_equals_encoding(const Cache& c, const std::vector<float>& rows, std::
 template <class Cache>
 Cache filled(const std::vector<float>& rows, std::size_t tokens, std::size_t heads, std::size_t dim,
              std::size_t capacity) {
-  Cache c(heads, dim, capacity);
+  Cache c(heads, dim, capacity, plain);
   c.append(rows.data(), rows.data(), tokens);
   return c;
 }
@@ -150,7 +153,7 @@ TEST_CASE_TEMPLATE("appending in any chunking gives the bytes of encoding all to
   for (const std::size_t fixed : {std::size_t{1}, Cache::tile_tokens - 1, Cache::tile_tokens, Cache::tile_tokens + 1,
                                   std::size_t{0} /* random */, tokens}) {
     CAPTURE(fixed);
-    Cache c(heads, dim, tokens);
+    Cache c(heads, dim, tokens, plain);
     for (std::size_t t = 0; t < tokens;) {
       const std::size_t n = std::min(fixed != 0 ? fixed : chunk_size(gen), tokens - t);
       c.append(rows.data() + t * heads * dim, rows.data() + t * heads * dim, n);
@@ -171,7 +174,7 @@ TEST_CASE("f16 and strided appends give the bytes of encoding the f16 slab") {
       halves[t * stride + i] = kpc::half(rows[t * heads * dim + i]);
       rows[t * heads * dim + i] = static_cast<float>(halves[t * stride + i]);
     }
-  kpc::KVCache<K4, V4> c(heads, dim, tokens);
+  kpc::KVCache<K4, V4> c(heads, dim, tokens, plain);
   for (std::size_t t = 0; t < tokens; t += 10)
     c.append(halves.data() + t * stride, stride, halves.data() + t * stride, stride, std::min<std::size_t>(10, tokens - t));
   for (std::size_t h = 0; h < heads; ++h) {
@@ -224,7 +227,7 @@ TEST_CASE("speculative decoding: drafts rolled back by up to 8 tokens leave the 
   const std::size_t heads = 2, dim = 64, capacity = 400;
   const std::vector<float> rows = kv_rows(capacity, heads, dim, gen);
   std::vector<float> accepted;  // the token rows the cache should hold
-  kpc::KVCache<K4, V4> c(heads, dim, capacity);
+  kpc::KVCache<K4, V4> c(heads, dim, capacity, plain);
   std::uniform_int_distribution<std::size_t> draft(1, 8);
   std::size_t next_row = 0;
   while (c.size() + 8 <= capacity && next_row + 8 <= capacity) {
@@ -345,10 +348,10 @@ TEST_CASE_TEMPLATE("memory: the constructor allocates memory_bytes() once; strea
   const std::size_t heads = 4, dim = 128, capacity = 1000;
   auto gen = kpc_test::rng(2009);
   const std::vector<float> rows = kv_rows(capacity, heads, dim, gen);
-  const std::size_t expected = Cache::memory_bytes(heads, dim, capacity);
+  const std::size_t expected = Cache::memory_bytes(heads, dim, capacity, plain);
   counted_bytes = counted_calls = 0;
   counting = true;
-  Cache c(heads, dim, capacity);
+  Cache c(heads, dim, capacity, plain);
   counting = false;
   CHECK(counted_bytes == expected);
   CHECK(counted_calls == 1);
@@ -363,7 +366,7 @@ TEST_CASE_TEMPLATE("memory: the constructor allocates memory_bytes() once; strea
                         2 * heads * r64(Cache::tile_tokens * dim * 4) + r64(heads * KF::tile_bytes(dim)));
   std::vector<float> q(2 * dim, 0.1f), out(2 * dim);
   {  // the SIMD kernels' per-thread scratch (2 x channels floats) is allocated on first use
-    Cache warm_up(heads, dim, 1);
+    Cache warm_up(heads, dim, 1, plain);
     warm_up.append(rows.data(), rows.data(), 1);
     warm_up.attend(0, q.data(), 2, {}, out.data());
   }
@@ -471,13 +474,13 @@ TEST_CASE("restore refuses truncated, corrupted, wrong-version and wrong-shape i
     expect_error(kpc::errc::unsupported, target, bad);
   }
   SUBCASE("another format or shape") {
-    kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<64>>, V4> other_g(heads, dim, 64);
+    kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<64>>, V4> other_g(heads, dim, 64, plain);
     expect_error(kpc::errc::invalid_shape, other_g, image);
-    kpc::KVCache<K4, kpc::q4_0> other_v(heads, dim, 64);
+    kpc::KVCache<K4, kpc::q4_0> other_v(heads, dim, 64, plain);
     expect_error(kpc::errc::invalid_shape, other_v, image);
-    Cache other_heads(1, 2 * dim, 64);
+    Cache other_heads(1, 2 * dim, 64, plain);
     expect_error(kpc::errc::invalid_shape, other_heads, image);
-    Cache small(heads, dim, 40);
+    Cache small(heads, dim, 40, plain);
     expect_error(kpc::errc::buffer_too_small, small, image);
   }
   SUBCASE("consistent checksum, inconsistent contents") {
@@ -534,13 +537,13 @@ TEST_CASE("append refuses NaN, overflow of the capacity and bad shapes, changing
 
 TEST_CASE("other refusals: shapes, ranges, heads") {
   using Cache = kpc::KVCache<K4, V4>;
-  CHECK(code_of([] { Cache(0, 32, 10); }) == kpc::errc::invalid_shape);
-  CHECK(code_of([] { Cache(1, 0, 10); }) == kpc::errc::invalid_shape);
-  CHECK(code_of([] { Cache(1, 48, 10); }) == kpc::errc::invalid_shape);     // V blocks of 32
-  CHECK(code_of([] { Cache(3, 32768, 10); }) == kpc::errc::invalid_shape);  // > 65536 channels
-  CHECK(code_of([] { Cache(1, 32, std::size_t{1} << 62); }) == kpc::errc::invalid_shape);
-  CHECK(code_of([] { (void)Cache::memory_bytes(1, 32, ~std::size_t{0}); }) == kpc::errc::invalid_shape);
-  Cache c(2, 32, 10);
+  CHECK(code_of([] { Cache(0, 32, 10, plain); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { Cache(1, 0, 10, plain); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { Cache(1, 48, 10, plain); }) == kpc::errc::invalid_shape);     // V blocks of 32
+  CHECK(code_of([] { Cache(3, 32768, 10, plain); }) == kpc::errc::invalid_shape);  // > 65536 channels
+  CHECK(code_of([] { Cache(1, 32, std::size_t{1} << 62, plain); }) == kpc::errc::invalid_shape);
+  CHECK(code_of([] { (void)Cache::memory_bytes(1, 32, ~std::size_t{0}, plain); }) == kpc::errc::invalid_shape);
+  Cache c(2, 32, 10, plain);
   std::vector<float> rows(10 * 64, 0.5f), out(64);
   c.append(rows.data(), rows.data(), 6);
   CHECK(code_of([&] { c.truncate(7); }) == kpc::errc::out_of_range);
@@ -553,7 +556,7 @@ TEST_CASE("other refusals: shapes, ranges, heads") {
   CHECK(code_of([&] { c.shift_positions(7, 1.0, {}); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { c.shift_positions(0, 1.0, {kpc::rope_style::normal, -1.0, 0, 1.0}); }) == kpc::errc::out_of_range);
   CHECK(c.size() == 6);
-  Cache empty(1, 32, 0);  // capacity 0: a valid cache that holds nothing
+  Cache empty(1, 32, 0, plain);  // capacity 0: a valid cache that holds nothing
   CHECK(code_of([&] { empty.append(rows.data(), rows.data(), 1); }) == kpc::errc::buffer_too_small);
   CHECK(empty.save().size() == 64);
 }
@@ -837,7 +840,7 @@ TEST_CASE("cache_options: memory_bytes counts everything, streaming allocates no
   // K, the sinks' keys and values, mu and an append's next mu, a tile of f32 work space.
   const auto r64 = [](std::size_t n) { return (n + 63) / 64 * 64; };
   const std::size_t held = r64(32 * dim * 4);
-  CHECK(Cache::memory_bytes(heads, dim, capacity, o) - Cache::memory_bytes(heads, dim, capacity) ==
+  CHECK(Cache::memory_bytes(heads, dim, capacity, o) - Cache::memory_bytes(heads, dim, capacity, {}) ==
         heads * (3 * 2 - 2) * held + 2 * heads * r64(4 * dim * 4) + 2 * heads * r64(dim * 4) + held);
   counted_bytes = counted_calls = 0;
   counting = true;
@@ -848,6 +851,8 @@ TEST_CASE("cache_options: memory_bytes counts everything, streaming allocates no
   counting = false;
   CHECK(counted_calls == 0);
 
+  CHECK(Cache(1, 32, 10).options() == kpc::cache_options::recommended());  // the default
+  CHECK(Cache::memory_bytes(1, 32, 10) == Cache::memory_bytes(1, 32, 10, kpc::cache_options::recommended()));
   CHECK(code_of([] { Cache(1, 32, 10, make_options(17, 0, false, false, false)); }) == kpc::errc::invalid_shape);
   CHECK(code_of([] { Cache(1, 32, 10, make_options(0, 65, false, false, false)); }) == kpc::errc::invalid_shape);
   CHECK(code_of([] { kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<32>>, V4>(1, 32, 10, make_options(16, 0, false, false, false)); }) ==

@@ -54,7 +54,7 @@ int main() {
   check(std::memcmp(reference.data(), k_bytes.data(), k_bytes.size()) == 0, "active backend bytes == scalar bytes");
 
   // A streaming cache gives the same attention as decode_attention over one-shot slabs.
-  kpc::KVCache<K4, kpc::q4_1> cache(1, channels, 128);
+  kpc::KVCache<K4, kpc::q4_1> cache(1, channels, 128, kpc::cache_options{});  // the plain cache: its slabs are the formats' bytes
   for (std::size_t t = 0; t < tokens; ++t) cache.append(&k[t * channels], &v[t * channels], 1);
   std::vector<float> q(2 * channels), from_cache(2 * channels), from_slabs(2 * channels);
   for (float& x : q) x = normal(gen);

@@ -240,7 +240,7 @@ void check_append(const char* label) {
   const std::vector<float> ties = make_rows(total, width, head_dim, data_kind::ties, gen);
   std::copy(ties.begin() + 300 * width, ties.begin() + 400 * width, values.begin() + 300 * width);  // a stretch of ties
   const std::vector<kpc::half> input = to_half(values);
-  kpc::KVCache<K, V> cpu(heads, head_dim, total);
+  kpc::KVCache<K, V> cpu(heads, head_dim, total, kpc::cache_options{});  // plain: the device appends no options
   const kpc::cuda::heads_shape shape{heads, head_dim};
   const std::size_t k_slab = kpc::cuda::slab_bytes<KCodec>(total, head_dim), v_slab = kpc::cuda::slab_bytes<VCodec>(total, head_dim);
   device_buffer<std::byte> d_k(heads * k_slab), d_v(heads * v_slab);
