@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""Evaluates the same windows as kpc's real-model evaluation with llama.cpp, as a peer check.
+"""Evaluates the same windows as kpc's real-model evaluation with llama.cpp, as the peer.
 
 The first floor(min(count, max_tokens) / window) * window ids of --tokens are cut into
 consecutive windows; each is evaluated from an empty KV cache without a BOS token, position i
-predicting token i + 1; PPL = exp(mean NLL). llama.cpp runs with f16, q8_0 and q4_0 KV caches
-(flash attention for all three, as a quantized V cache needs it). Also re-tokenizes the text
-named by the tokens' .json with llama.cpp and counts the ids that differ from ours.
+predicting token i + 1; PPL = exp(mean NLL). llama.cpp runs with f16, q8_0, q4_0, q4_1, q5_0 and
+iq4_nl KV caches, flash attention on (a quantized V cache needs it). From llama-cpp-python 0.3.36
+its quantized caches are Walsh-Hadamard rotated (K, Q and V, head_dim % 64 == 0); q4_0 is also run
+with LLAMA_ATTN_ROT_DISABLE=1, the format engines used before. The f16 run uses micro-batches of
+32 queries (0.3.36's f16 path with 64 or more queries per batch differs slightly from earlier
+versions'). Also re-tokenizes the text named by the tokens' .json with llama.cpp and counts the
+ids that differ from ours.
 
 Run through scripts/peer.sh, which builds llama-cpp-python. With --eval, compares the C++
-engine's f16 PPL on the same ids and exits non-zero when they differ by more than 1 %.
+engine's f16 PPL on the same ids (window 512) and exits non-zero when they differ by over 1 %.
 
-usage: python3 scripts/peer.py --model GGUF --tokens FILE.u32 [--window 512] [--max-tokens 8192]
+usage: python3 scripts/peer.py --model GGUF --tokens FILE.u32 [--windows 512,2048] [--max-tokens 8192]
                                [--out docs/results/peer.json] [--eval docs/results/eval.json]
 """
 import argparse
@@ -27,8 +31,9 @@ import numpy as np
 import llama_cpp
 from llama_cpp import Llama
 
-# ggml_type values of the KV caches compared.
-CACHES = [("f16", 1), ("q8_0", 8), ("q4_0", 2)]
+# (name, ggml_type, bits per value, rotated): the KV caches compared.
+CACHES = [("f16", 1, 16.0, False), ("q8_0", 8, 8.5, True), ("q4_0", 2, 4.5, True), ("q4_1", 3, 5.0, True),
+          ("q5_0", 6, 5.5, True), ("iq4_nl", 20, 4.5, True), ("q4_0", 2, 4.5, False)]
 TOLERANCE = 0.01
 
 
@@ -48,8 +53,14 @@ def window_nll(logits, ids):
     return float((lse - x[np.arange(len(ids) - 1), ids[1:]]).sum())
 
 
-def perplexity(model, ids, window, type_kv):
-    llm = Llama(model_path=model, n_ctx=window, n_batch=window, n_ubatch=window,
+def perplexity(model, ids, window, type_kv, rotated):
+    """PPL over the windows; rotated=False disables llama.cpp's rotation of quantized caches."""
+    if rotated:
+        os.environ.pop("LLAMA_ATTN_ROT_DISABLE", None)
+    else:
+        os.environ["LLAMA_ATTN_ROT_DISABLE"] = "1"
+    ubatch = 32 if type_kv == 1 else window
+    llm = Llama(model_path=model, n_ctx=window, n_batch=window, n_ubatch=ubatch,
                 logits_all=True, n_threads=2, n_threads_batch=2, type_k=type_kv,
                 type_v=type_kv, verbose=False, **flash_attention_args())
     total, count = 0.0, 0
@@ -60,6 +71,7 @@ def perplexity(model, ids, window, type_kv):
         total += window_nll(np.asarray(llm.scores[:window]), chunk)
         count += window - 1
     llm.close()  # frees the context before the next cache type loads the model again
+    os.environ.pop("LLAMA_ATTN_ROT_DISABLE", None)
     return float(np.exp(total / count))
 
 
@@ -87,13 +99,14 @@ def compare(eval_path, result):
     if ours.get("tokens_sha256") != result["tokens_sha256"]:
         print(f"{eval_path} evaluated other ids: no comparison")
         return True
+    window = str(ours.get("window"))
     rows = [r for r in ours.get("rows", []) if r.get("config") == "f16" and not r.get("stress")]
-    if not rows:
-        print(f"{eval_path} has no f16 row: no comparison")
+    if not rows or window not in result["windows"]:
+        print(f"{eval_path} has no f16 row at a window measured here: no comparison")
         return True
-    kpc, peer = rows[0]["ppl"], result["f16_ppl"]
+    kpc, peer = rows[0]["ppl"], result["windows"][window]["f16_ppl"]
     diff = 100.0 * (kpc - peer) / peer
-    print(f"f16 PPL: kpc {kpc:.4f}, llama.cpp {peer:.4f}, difference {diff:+.3f} %")
+    print(f"f16 PPL, window {window}: kpc {kpc:.4f}, llama.cpp {peer:.4f}, difference {diff:+.3f} %")
     return abs(diff) <= 100.0 * TOLERANCE
 
 
@@ -101,20 +114,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--tokens", required=True)
-    parser.add_argument("--window", type=int, default=512)
+    parser.add_argument("--windows", default="512,2048")
     parser.add_argument("--max-tokens", type=int, default=8192)
     parser.add_argument("--out", default="docs/results/peer.json")
     parser.add_argument("--eval")
     args = parser.parse_args()
+    windows = [int(w) for w in args.windows.split(",")]
 
     tokens = np.fromfile(args.tokens, dtype="<u4").astype(np.int64)
-    n = min(len(tokens), args.max_tokens) // args.window * args.window
-    if n == 0:
-        sys.exit(f"peer: fewer than {args.window} tokens in {args.tokens}")
-    ids = tokens[:n]
+    n = min(len(tokens), args.max_tokens)
+    if n < max(windows):
+        sys.exit(f"peer: fewer than {max(windows)} tokens in {args.tokens}")
+    ids = tokens[:n // max(windows) * max(windows)]  # every window size scores the same ids
+    n = len(ids)
     result = {"engine": f"llama.cpp via llama-cpp-python {llama_cpp.__version__}",
-              "model": os.path.basename(args.model), "tokens": n, "window": args.window,
-              "tokens_sha256": hashlib.sha256(ids.astype("<u4").tobytes()).hexdigest()}
+              "model": os.path.basename(args.model), "tokens": n,
+              "tokens_sha256": hashlib.sha256(ids.astype("<u4").tobytes()).hexdigest(), "windows": {}}
 
     meta_path = os.path.splitext(args.tokens)[0] + ".json"
     meta = {}
@@ -127,15 +142,22 @@ def main():
         result["tokenizer_mismatches"] = mismatches
         print(f"tokenizer: {len(tokens)} ids ours, {count} llama.cpp, {mismatches} differ")
 
-    print(f"{n} tokens in {n // args.window} windows of {args.window}, "
-          f"llama-cpp-python {llama_cpp.__version__}, {flash_attention_args()}")
-    print(f"{'cache':6} {'PPL':>10} {'seconds':>8} {'tok/s':>8}")
-    for name, type_kv in CACHES:
-        start = time.perf_counter()
-        result[f"{name}_ppl"] = perplexity(args.model, ids, args.window, type_kv)
-        seconds = time.perf_counter() - start
-        print(f"{name:6} {result[name + '_ppl']:10.4f} {seconds:8.1f} {n / seconds:8.0f}",
-              flush=True)
+    for window in windows:
+        print(f"{n} tokens in {n // window} windows of {window}, "
+              f"llama-cpp-python {llama_cpp.__version__}, {flash_attention_args()}")
+        print(f"{'cache':16} {'b/v':>5} {'PPL':>10} {'dPPL %':>8} {'seconds':>8}")
+        rows, f16 = [], None
+        for name, type_kv, bits, rotated in CACHES:
+            start = time.perf_counter()
+            ppl = perplexity(args.model, ids, window, type_kv, rotated)
+            seconds = time.perf_counter() - start
+            f16 = ppl if name == "f16" else f16
+            label = name + ("" if name == "f16" else " rotated" if rotated else " unrotated")
+            row = {"cache": name, "rotated": rotated, "bits_per_value": bits, "ppl": ppl,
+                   "dppl_pct": 100.0 * (ppl / f16 - 1.0)}
+            rows.append(row)
+            print(f"{label:16} {bits:5.2f} {ppl:10.4f} {row['dppl_pct']:8.3f} {seconds:8.1f}", flush=True)
+        result["windows"][str(window)] = {"f16_ppl": f16, "f16_n_ubatch": 32, "rows": rows}
     result["date"] = datetime.date.today().isoformat()
 
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)

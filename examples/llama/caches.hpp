@@ -275,8 +275,27 @@ inline cache_config find_config(const std::string& name, std::size_t kv_heads, s
 }
 
 /// What the evaluation compares when no --configs are given.
+/// Each cache option alone on K4/V4, kpc::KVCache's defaults (+s4+c+hv), the best combinations
+/// per budget, and a per-layer map.
 inline std::vector<std::string> default_configs() {
-  return {"f16", "q8_0", "q4_0", "kpc-k4v4", "kpc-k4v3", "kpc-k3v3", "kpc-k4g64v4", "kpc-k4g128v4"};
+  return {"f16",
+          "q8_0",
+          "q4_0",
+          "kpc-k4v4",
+          "kpc-k4v4+s4",
+          "kpc-k4v4+r1",
+          "kpc-k4v4+c",
+          "kpc-k4v4+hv",
+          "kpc-k4v4+hk",
+          "kpc-k4v4+s4+c+hv",
+          "kpc-k4v4+s4+c+hv+r1",
+          "kpc-k4v4+s4+c+hv|0,-1=kpc-k8v8",
+          "kpc-k4g64v4+s4+c+hv",
+          "kpc-k4v3+s4+c+hv",
+          "kpc-k4v3+s4+c+hv+r1",
+          "kpc-k3v3",
+          "kpc-k3v3+s4+c+hv",
+          "kpc-k3v3+s4+c+hv+r1"};
 }
 
 }  // namespace llama
