@@ -146,7 +146,7 @@ TEST_CASE("the cache's attend covers the open tile and causal prefixes") {
         std::vector<float> k_hat(prefix * dim), v_hat(prefix * dim), out(group * dim);
         c.decode_k(h, 0, prefix, k_hat.data());
         c.decode_v(h, 0, prefix, v_hat.data());
-        c.attend(h, q.data(), group, {}, out.data(), prefix);
+        c.attend_prefix(h, prefix, q.data(), group, {}, out.data());
         CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k_hat, v_hat, prefix, dim, {})) <= 1e-5);
       }
     }
@@ -186,4 +186,36 @@ TEST_CASE("decode attention refuses bad arguments") {
   CHECK(run(1, k.size(), dim, {0.0f, 0.0f, &nan_sink}) == kpc::errc::non_finite);
   q[3] = std::nanf("");
   CHECK(run(1, k.size(), dim, {}) == kpc::errc::non_finite);
+}
+
+TEST_CASE("huge but finite q or scale: a clear out_of_range, never NaN; out may be q") {
+  const std::size_t tokens = 40, dim = 64;
+  auto gen = kpc_test::rng(3101);
+  const std::vector<float> k = kpc_test::gaussian(tokens * dim, gen, 1.0f, 2.0f), v = kpc_test::gaussian(tokens * dim, gen);
+  const auto kb = encode<K4>(k, tokens, dim);
+  const auto vb = encode<kpc::q4_1>(v, tokens, dim);
+  std::vector<float> q(dim, 1e37f), out(dim);
+  CHECK(code_of([&] {
+          kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, kb.data(), kb.size(), vb.data(), vb.size(), tokens, dim, {},
+                                               out.data());
+        }) == kpc::errc::out_of_range);
+  q.assign(dim, 0.5f);
+  CHECK(code_of([&] {
+          kpc::decode_attention<K4, kpc::q4_1>(q.data(), 1, kb.data(), kb.size(), vb.data(), vb.size(), tokens, dim,
+                                               {3e38f, 0.0f, nullptr}, out.data());
+        }) == kpc::errc::out_of_range);
+  // In place: out = q gives what separate buffers give.
+  const std::vector<float> q2 = kpc_test::gaussian(2 * dim, gen);
+  std::vector<float> separate(2 * dim), in_place = q2;
+  kpc::decode_attention<K4, kpc::q4_1>(q2.data(), 2, kb.data(), kb.size(), vb.data(), vb.size(), tokens, dim, {},
+                                       separate.data());
+  kpc::decode_attention<K4, kpc::q4_1>(in_place.data(), 2, kb.data(), kb.size(), vb.data(), vb.size(), tokens, dim, {},
+                                       in_place.data());
+  CHECK(in_place == separate);
+  kpc::KVCache<K4, kpc::q4_1> cache(1, dim, tokens);  // the cache's options path too
+  cache.append(k, v, tokens);
+  std::vector<float> from_cache(2 * dim), cache_in_place = q2;
+  cache.attend(0, q2, 2, {}, from_cache);
+  cache.attend(0, cache_in_place, 2, {}, cache_in_place);
+  CHECK(cache_in_place == from_cache);
 }

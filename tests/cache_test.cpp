@@ -416,9 +416,9 @@ TEST_CASE("save_range writes the container of one range") {
   const auto c = filled<kpc::KVCache<K4, V4>>(rows, 150, 2, 64, 200);
   CHECK(c.save_range(32, 140) == c.copy_range(32, 140, 108).save());
   const std::vector<std::byte> image = c.save_range(64, 150);
-  const auto range = kpc::KVCache<K4, V4>::load(image.data(), image.size());
+  const auto range = kpc::KVCache<K4, V4>::load(image.data(), image.size(), 100);
   CHECK(range.size() == 86);
-  CHECK(range.capacity() == 86);
+  CHECK(range.capacity() == 100);  // as asked: load() takes the capacity
 }
 
 TEST_CASE("the checksum is zlib's CRC-32") {
@@ -551,7 +551,7 @@ TEST_CASE("other refusals: shapes, ranges, heads") {
   CHECK(code_of([&] { (void)c.copy_range(0, 7); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { (void)c.copy_range(0, 6, 5); }) == kpc::errc::buffer_too_small);
   CHECK(code_of([&] { (void)c.k_data(2); }) == kpc::errc::out_of_range);
-  CHECK(code_of([&] { c.attend(0, rows.data(), 1, {}, out.data(), 7); }) == kpc::errc::out_of_range);
+  CHECK(code_of([&] { c.attend_prefix(0, 7, rows.data(), 1, {}, out.data()); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { c.decode_k(0, 5, 2, out.data()); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { c.shift_positions(7, 1.0, {}); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { c.shift_positions(0, 1.0, {kpc::rope_style::normal, -1.0, 0, 1.0}); }) == kpc::errc::out_of_range);
@@ -694,7 +694,7 @@ TEST_CASE("cache_options: attention = f64 softmax over the sinks, the codes and 
           worst = std::max(worst, err);
           CHECK(err <= 1e-5);
           if (tokens > 5) {  // a causal prefix
-            c.attend(h, q.data(), group, p, out.data(), tokens - 5);
+            c.attend_prefix(h, tokens - 5, q.data(), group, p, out.data());
             CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k, v, tokens - 5, dim, p)) <= 1e-5);
           }
         }
@@ -778,7 +778,7 @@ TEST_CASE("cache_options: truncate, copy_range, shift_positions and save/restore
     CHECK(shifted.save() == expected.save());
     // save / load: the same bytes and the same attention.
     const std::vector<std::byte> image = full.save();
-    const Cache loaded = Cache::load(image.data(), image.size());
+    const Cache loaded = Cache::load(image.data(), image.size(), tokens + 10);
     CHECK(loaded.options() == o);
     CHECK(loaded.save() == image);
     std::vector<float> q = kpc_test::gaussian(2 * dim, gen), out1(2 * dim), out2(2 * dim);
@@ -864,4 +864,208 @@ TEST_CASE("cache_options: memory_bytes counts everything, streaming allocates no
   bad[2 * heads * dim + dim + 7] = std::nanf("");  // token 2 (a sink), head 1: its key is never encoded
   CHECK(code_of([&] { d.append(bad.data(), rows.data(), 4); }) == kpc::errc::non_finite);
   CHECK(d.save() == before);
+}
+
+// ---- hardening: failed operations change nothing; sized forms; errors that say where ---------
+
+TEST_CASE("shift_positions that would overflow fp16 halfway changes nothing (strong guarantee)") {
+  for (const kpc::cache_options& o : {plain, kpc::cache_options::recommended()}) {
+    const std::string options = describe(o);
+    CAPTURE(options);
+    kpc::KVCache<K4, V4> c(1, 64, 100, o);
+    const std::vector<float> k(40 * 64, -50000.0f), v(40 * 64, 0.5f);
+    c.append(k, v, 40);
+    const std::vector<std::byte> before = c.save();
+    const kpc::errc code = code_of([&] { c.shift_positions(0, 1.0, {}); });
+    // A rotated pair (-50000, -50000) reaches -69070: beyond fp16 without centering.
+    if (o == plain) CHECK(code == kpc::errc::out_of_range);
+    if (code != kpc::errc::ok) CHECK(c.save() == before);
+    std::vector<float> keys(40 * 64);
+    c.decode_k(0, 0, 40, keys);  // and the cache still decodes
+  }
+}
+
+TEST_CASE("restore refuses what later operations could not use: bad fields, unencodable held values") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 2, dim = 32, tokens = 45;
+  auto gen = kpc_test::rng(2201);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  const Cache source = filled<Cache>(rows, tokens, heads, dim, 64);
+  const std::vector<std::byte> image = source.save();
+  const std::size_t tiles = K4::encoded_bytes(tokens, dim), v_rows = tokens * V4::row_bytes(dim);
+  Cache target = filled<Cache>(rows, 20, heads, dim, 64);
+  std::vector<std::byte> bad = image;
+  bad[64 + tiles + 0 * K4::tile_bytes(dim) + 1] = std::byte{0x7C};  // head 1, sealed tile 0: its scale step is Inf
+  fix_crc(bad);
+  expect_error(kpc::errc::corrupt_data, target, bad);
+  bad = image;
+  bad[64 + 2 * tiles + v_rows + 3 * V4::row_bytes(dim) + 1] = std::byte{0x7E};  // head 1's V row 3: d NaN
+  fix_crc(bad);
+  expect_error(kpc::errc::corrupt_data, target, bad);
+  bad = image;  // head 1's last held key becomes 1e30: finite, but no fp16 minimum holds it
+  kpc::detail::put_le(bad.data() + bad.size() - 4, 0x7149F2CAu, 4);
+  fix_crc(bad);
+  try {
+    target.restore(bad.data(), bad.size());
+    FAIL("a held value of 1e30 was accepted");
+  } catch (const kpc::error& e) {
+    CHECK(e.code() == kpc::errc::corrupt_data);  // the documented code, not out_of_range
+    CHECK(std::string(e.what()).find("head 1") != std::string::npos);
+  }
+  CHECK(target.size() == 20);
+}
+
+TEST_CASE("after a rollback, originals_from() still says how far an exact rollback reaches") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t G = 32, heads = 1, dim = 32, tokens = 4 * G + 7;
+  auto gen = kpc_test::rng(2202);
+  const std::vector<float> rows = kv_rows(tokens, heads, dim, gen);
+  Cache c = filled<Cache>(rows, tokens, heads, dim, tokens);
+  c.truncate(3 * G + 2);  // within the held values: exact
+  check_equals_encoding(c, rows, 3 * G + 2);
+  for (std::size_t n = c.originals_from(); n <= c.size(); ++n) {  // every rollback it promises is exact
+    Cache d = c.copy_range(0, c.size());
+    d.truncate(n);
+    check_equals_encoding(d, rows, n);
+  }
+  CHECK(c.originals_from() == 3 * G);  // a fresh cache of 3G + 2 tokens would hold from 2G: this one cannot
+}
+
+TEST_CASE("sized appends, in-place and all-heads attention, load's capacity and memory cap, errors that say where") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 3, dim = 64, group = 2;
+  auto gen = kpc_test::rng(2203);
+  const std::vector<float> rows = kv_rows(50, heads, dim, gen);
+  Cache c(heads, dim, 100);
+  const std::vector<float> one_short(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(10 * heads * dim - 1));
+  CHECK(code_of([&] { c.append(one_short, rows, 10); }) == kpc::errc::buffer_too_small);  // no read past its end
+  c.append(rows, rows, 50);
+  // attend_all = attend per KV head; f16 queries and output through f32.
+  const std::vector<float> q = kpc_test::gaussian(heads * group * dim, gen, 0.3f);
+  std::vector<float> all(q.size()), each(q.size());
+  c.attend_all(q, heads * group, {}, all);
+  for (std::size_t h = 0; h < heads; ++h)
+    c.attend(h, kpc::span<const float>(q.data() + h * group * dim, group * dim), group, {},
+             kpc::span<float>(each.data() + h * group * dim, group * dim));
+  CHECK(all == each);
+  std::vector<kpc::half> q16(q.size()), out16(q.size());
+  for (std::size_t i = 0; i < q.size(); ++i) q16[i] = kpc::half(q[i]);
+  c.attend_all(q16, heads * group, {}, out16);
+  for (std::size_t i = 0; i < q.size(); ++i) CHECK(static_cast<float>(out16[i]) == doctest::Approx(all[i]).epsilon(2e-2).scale(0.05));
+  CHECK(code_of([&] { c.attend_all(q, 5, {}, all); }) == kpc::errc::invalid_shape);  // not a multiple of kv_heads
+  CHECK(code_of([&] { c.attend(0, q, group, {}, kpc::span<float>(all.data(), group * dim - 1)); }) == kpc::errc::buffer_too_small);
+  // Errors name the head, the cache position and the channel.
+  std::vector<float> bad(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(4 * heads * dim));
+  bad[(2 * heads + 1) * dim + 9] = std::nanf("");
+  try {
+    c.append(bad, rows, 4);
+    FAIL("NaN accepted");
+  } catch (const kpc::error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("key of head 1 at cache position 52, channel 9") != std::string::npos);
+  }
+  try {
+    Cache(1, 48, 10);
+    FAIL("head_dim 48 accepted");
+  } catch (const kpc::error& e) {
+    CHECK(std::string(e.what()).find("head_dim 48") != std::string::npos);
+  }
+  const std::vector<std::byte> image = c.save();
+  kpc::KVCache<kpc::Quantizer<4, kpc::PerChannel<64>>, kpc::q8_0> other(heads, dim, 100);
+  try {
+    other.restore(image.data(), image.size());
+    FAIL("another format accepted");
+  } catch (const kpc::error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("K4 G32 / V4 (q4_1)") != std::string::npos);
+    CHECK(what.find("K4 G64 / V8 (q8_0)") != std::string::npos);
+  }
+  // load: the capacity is the caller's; max_bytes caps what a container may make it allocate.
+  CHECK(code_of([&] { (void)Cache::load(image.data(), image.size(), 49); }) == kpc::errc::buffer_too_small);
+  const Cache loaded = Cache::load(image.data(), image.size(), 200);
+  CHECK(loaded.capacity() == 200);
+  Cache wide(1, 65536, 0, plain);  // a 64-byte container that asks for 65536 channels
+  const std::vector<std::byte> tiny = wide.save();
+  REQUIRE(tiny.size() == 64);
+  counted_bytes = 0;
+  counting = true;
+  CHECK(code_of([&] { (void)Cache::load(tiny.data(), tiny.size(), 0, 1 << 20); }) == kpc::errc::buffer_too_small);
+  counting = false;
+  CHECK(counted_bytes < 4096);  // refused before the cache was allocated
+  CHECK(Cache::memory_bytes(1, 65536, 0, plain) > (std::size_t{16} << 20));
+}
+
+TEST_CASE("operation sequences with injected failures: every refused operation leaves the cache as it was") {
+  using Cache = kpc::KVCache<K4, V4>;
+  const std::size_t heads = 2, dim = 32, capacity = 300;
+  auto gen = kpc_test::rng(2204);
+  for (const kpc::cache_options& o : {plain, kpc::cache_options::recommended(), make_options(4, 2, true, true, true)}) {
+    const std::string options = describe(o);
+    CAPTURE(options);
+    Cache c(heads, dim, capacity, o);
+    // The V bytes each head must hold: a token's V row depends on that token alone, so they follow
+    // every operation exactly (what an append encodes, a prefix, a suffix, a restored image).
+    std::vector<std::vector<std::byte>> model_v(heads);
+    const std::size_t row = V4::row_bytes(dim);
+    std::uniform_int_distribution<int> pick(0, 9);
+    for (int step = 0; step < 150; ++step) {
+      CAPTURE(step);
+      const std::vector<std::byte> before = c.save();
+      const int op = pick(gen);
+      kpc::errc code = kpc::errc::ok;
+      if (op <= 3) {  // append 1..40 tokens, sometimes with a NaN or a value fp16 cannot hold
+        const std::size_t n = std::min<std::size_t>(1 + gen() % 40, capacity - c.size());
+        std::vector<float> k = kv_rows(n, heads, dim, gen), v = kpc_test::gaussian(n * heads * dim, gen);
+        const int fault = static_cast<int>(gen() % 6);
+        if (n != 0 && fault == 0) k[gen() % k.size()] = std::nanf("");
+        if (n != 0 && fault == 1) v[gen() % v.size()] = 1e30f;
+        code = code_of([&] { c.append(k, v, n); });
+        if (code == kpc::errc::ok)
+          for (std::size_t h = 0; h < heads; ++h) {
+            std::vector<float> values = v;
+            for (std::size_t t = 0; o.rotate_values && t < n; ++t)
+              kpc::hadamard_rotate(values.data() + (t * heads + h) * dim, dim, kpc::hadamard_block(dim));
+            const std::vector<std::byte> bytes = encode_head<V4>(values, 0, n, heads, dim, h);
+            model_v[h].insert(model_v[h].end(), bytes.begin(), bytes.end());
+          }
+      } else if (op <= 5) {  // roll back, sometimes past the end (refused)
+        const std::size_t n = gen() % (c.size() + 3);
+        code = code_of([&] { c.truncate(n); });
+        if (code == kpc::errc::ok)
+          for (auto& bytes : model_v) bytes.resize(n * row);
+      } else if (op == 6) {  // a RoPE shift, sometimes huge
+        const double delta = gen() % 4 == 0 ? 1e300 * 10 : static_cast<double>(gen() % 200) - 100.0;
+        code = code_of([&] { c.shift_positions(c.size() / 2, delta, {}); });
+      } else if (op == 7) {  // a fork replaces the cache
+        const std::size_t first = c.size() == 0 ? 0 : gen() % c.size();
+        Cache fork = c.copy_range(first, c.size(), capacity);
+        for (auto& bytes : model_v) bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(first * row));
+        c = std::move(fork);
+      } else {  // save, damage a byte (CRC fixed), restore: refused and unchanged, or accepted exactly
+        std::vector<std::byte> image = before;
+        if (op == 8 && image.size() > 64) {
+          image[64 + gen() % (image.size() - 64)] ^= static_cast<std::byte>(1u << (gen() % 8));
+          fix_crc(image);
+        }
+        code = code_of([&] { c.restore(image.data(), image.size()); });
+        if (code == kpc::errc::ok) CHECK(c.save() == image);
+        if (code == kpc::errc::ok)  // a damaged code byte is data: follow it
+          for (std::size_t h = 0; h < heads; ++h) model_v[h] = v_of(c, h);
+      }
+      if (code != kpc::errc::ok) CHECK(c.save() == before);
+      // What must hold in every state: V rows are the model's, attention is the f64 softmax over
+      // what it reads, and the container round-trips.
+      for (std::size_t h = 0; h < heads; ++h) CHECK(v_of(c, h) == model_v[h]);
+      const std::vector<float> q = kpc_test::gaussian(dim, gen, 0.3f);
+      for (std::size_t h = 0; h < heads && c.size() != 0; ++h) {
+        std::vector<float> k(c.size() * dim), v(c.size() * dim), out(dim);
+        c.decode_k(h, 0, c.size(), k.data());
+        c.decode_v(h, 0, c.size(), v.data());
+        c.attend(h, q, 1, {}, out);
+        CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, 1, k, v, c.size(), dim, {})) <= 1e-5);
+      }
+      const std::vector<std::byte> image = c.save();
+      CHECK(Cache::load(image.data(), image.size(), capacity).save() == image);
+    }
+  }
 }

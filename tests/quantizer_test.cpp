@@ -363,3 +363,50 @@ TEST_CASE("q4_0 / q4_1 / q8_0 aliases name the ggml formats") {
   CHECK(kpc::q4_0::bits == 4);
   CHECK(kpc::q4_0::row_bytes(32) == 18);
 }
+
+TEST_CASE("decode refuses a V row with a bad block whole: none of its values is written") {
+  const std::size_t tokens = 3, channels = 96;  // three blocks per row
+  auto gen = kpc_test::rng(1201);
+  const std::vector<float> x = kpc_test::gaussian(tokens * channels, gen);
+  std::vector<std::byte> bytes(V4::encoded_bytes(tokens, channels));
+  V4::encode(x.data(), tokens, channels, bytes.data());
+  const std::size_t row = V4::row_bytes(channels);
+  bytes[row + 2 * 20 + 1] = std::byte{0x7C};  // row 1, block 2: d becomes Inf (fp16 0x7Cxx)
+  std::vector<float> out(tokens * channels, -7.0f);
+  try {
+    V4::decode(bytes.data(), tokens, channels, out.data());
+    FAIL("a block with Inf fields decoded");
+  } catch (const kpc::error& e) {
+    CHECK(e.code() == kpc::errc::corrupt_data);
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    CHECK(out[c] != -7.0f);              // row 0 decoded
+    CHECK(out[channels + c] == -7.0f);   // row 1 untouched, its good blocks included
+  }
+}
+
+TEST_CASE("sized forms: a span shorter than the shape is refused before anything is read or written") {
+  const std::size_t tokens = 40, channels = 64;
+  std::vector<float> x(tokens * channels, 0.25f), short_x(tokens * channels - 1, 0.25f), out(tokens * channels);
+  std::vector<std::byte> bytes(K4::encoded_bytes(tokens, channels)), few(bytes.size() - 1);
+  const auto code = [](auto&& call) {
+    try {
+      call();
+    } catch (const kpc::error& e) {
+      return e.code();
+    }
+    return kpc::errc::ok;
+  };
+  CHECK(code([&] { K4::encode(short_x, tokens, channels, bytes); }) == kpc::errc::buffer_too_small);
+  CHECK(code([&] { K4::encode(x, tokens, channels, few); }) == kpc::errc::buffer_too_small);
+  K4::encode(x, tokens, channels, bytes);
+  CHECK(code([&] { K4::decode(bytes, tokens, channels, kpc::span<float>(out.data(), out.size() - 1)); }) ==
+        kpc::errc::buffer_too_small);
+  K4::decode(bytes, tokens, channels, out);
+  std::vector<float> scores(tokens - 1);
+  CHECK(code([&] { K4::scores(x, bytes, tokens, channels, scores); }) == kpc::errc::buffer_too_small);
+  std::vector<std::byte> v_bytes(V4::encoded_bytes(tokens, channels));
+  V4::encode(x, tokens, channels, v_bytes);
+  std::vector<float> w(tokens, 0.1f), acc(channels - 1);
+  CHECK(code([&] { V4::accumulate(w, v_bytes, tokens, channels, acc); }) == kpc::errc::buffer_too_small);
+}

@@ -54,8 +54,8 @@ class kpc_cache final : public layer_cache {
   void clear() override { cache_.clear(); }
   void append(const float* k, const float* v) override { cache_.append(k, v, 1); }
   void attend(const float* q, std::size_t group, float* out) const override {
-    const std::size_t stride = group * cache_.head_dim();
-    for (std::size_t h = 0; h < cache_.kv_heads(); ++h) cache_.attend(h, q + h * stride, group, {}, out + h * stride);
+    const std::size_t q_heads = cache_.kv_heads() * group, count = q_heads * cache_.head_dim();
+    cache_.attend_all(kpc::span<const float>(q, count), q_heads, {}, kpc::span<float>(out, count));
   }
 
  private:

@@ -12,6 +12,7 @@
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -52,6 +53,9 @@ class gguf_file {
       throw gguf_error("cannot read " + path);
     parse();
   }
+
+  /// A GGUF image already in memory (kept by the object, which tensors point into).
+  explicit gguf_file(std::vector<std::byte> bytes) : bytes_(std::move(bytes)) { parse(); }
 
   const gguf_value* find(const std::string& key) const {
     auto it = metadata_.find(key);

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "backend.hpp"
 #include "config.hpp"
@@ -46,6 +48,30 @@ struct tokens_per_unit<Format, std::void_t<decltype(Format::tile_tokens)>>
 inline void check_finite(const float* values, std::size_t count, const char* name) {
   for (std::size_t i = 0; i < count; ++i)
     if (!std::isfinite(values[i])) raisef(errc::non_finite, "%s holds NaN or Inf", name);
+}
+
+/// A per-thread float buffer of at least `count` floats (grows, never shrinks): rotated queries,
+/// second accumulators, a query that the output overwrites; const members stay free to run
+/// concurrently.
+inline float* thread_floats(std::size_t count) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer.data();
+}
+
+/// Whether two float ranges share memory.
+inline bool overlaps(const float* a, std::size_t a_count, const float* b, std::size_t b_count) {
+  const auto begin_a = reinterpret_cast<std::uintptr_t>(a), begin_b = reinterpret_cast<std::uintptr_t>(b);
+  return begin_a < begin_b + b_count * sizeof(float) && begin_b < begin_a + a_count * sizeof(float);
+}
+
+/// The queries to read: q itself, or a copy when the output overlaps it (attention writes out
+/// before it has read every query), in `spare` floats of per-thread memory past the first.
+inline const float* readable_queries(const float* q, const float* out, std::size_t count, std::size_t spare = 0) {
+  if (!overlaps(q, count, out, count)) return q;
+  float* copy = thread_floats(spare + count) + spare;
+  std::copy(q, q + count, copy);
+  return copy;
 }
 
 /// Checks what every attention entry point takes the same way; returns the logit scale.
@@ -87,6 +113,8 @@ class softmax_pass {
   void step(std::size_t n, std::size_t skip = 0) {
     for (std::size_t h = 0; h < heads_; ++h) {
       float* const w = weights_ + h * n;
+      for (std::size_t t = skip; t < n; ++t)
+        if (!std::isfinite(w[t])) raise_overflow();
       float step_max;
       if (softcap_ > 0.0f) {
         step_max = -std::numeric_limits<float>::infinity();
@@ -101,6 +129,7 @@ class softmax_pass {
         std::fill(w, w + skip, -std::numeric_limits<float>::infinity());
         step_max = *std::max_element(w, w + n);
       }
+      if (!(step_max < std::numeric_limits<float>::infinity())) raise_overflow();  // scale * q.k beyond f32
       if (step_max > max_[h]) {  // rescale what was summed under the old maximum
         const float correction = std::exp(max_[h] - step_max);
         sum_[h] *= correction;
@@ -122,6 +151,9 @@ class softmax_pass {
   }
 
  private:
+  [[noreturn]] KPC_COLD static void raise_overflow() {
+    raisef(errc::out_of_range, "decode_attention: a logit scale * q.k is not finite (q, keys or scale beyond f32)");
+  }
   void rescale(float* acc, float factor) const {
     for (std::size_t c = 0; c < head_dim_; ++c) acc[c] *= factor;
   }
@@ -140,11 +172,12 @@ class softmax_pass {
 
 /// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
 /// one KV head: K as a KFormat slab (k, k_bytes), V as a VFormat slab (v, v_bytes). Writes
-/// out[group][head_dim] (must not overlap q). KFormat/VFormat are kpc::Quantizer types, or any
+/// out[group][head_dim] (out may be q itself: attention in place). KFormat/VFormat are kpc::Quantizer types, or any
 /// type with the same static encoded_bytes, scores_group (K) and accumulate_group (V) members.
 /// tokens = 0 gives zeros. Errors: invalid_shape (group 0, channels the formats cannot take),
 /// buffer_too_small, null_pointer, non_finite (q, scale, softcap or sinks), out_of_range
-/// (softcap < 0). Bytes that no encoder wrote give unspecified values, never an out-of-bounds access.
+/// (softcap < 0; a logit scale * q.k beyond f32, e.g. q of 1e37: the softmax would be NaN).
+/// Bytes that no encoder wrote give unspecified values, never an out-of-bounds access.
 template <class KFormat, class VFormat>
 void decode_attention(const float* q, std::size_t group, const std::byte* k, std::size_t k_bytes,
                       const std::byte* v, std::size_t v_bytes, std::size_t tokens, std::size_t head_dim,
@@ -159,6 +192,7 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
   detail::check_bytes(k, k_bytes, k_needed, "decode_attention k");
   detail::check_bytes(v, v_bytes, v_needed, "decode_attention v");
   const float scale = detail::checked_scale(q, group, head_dim, params, out);
+  q = detail::readable_queries(q, out, group * head_dim);  // out may be q itself
 
   std::fill(out, out + group * head_dim, 0.0f);
   for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {

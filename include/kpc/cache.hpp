@@ -22,8 +22,10 @@
 #include "format.hpp"
 #include "half.hpp"
 #include "quantizer.hpp"
+#include "ref/per_token.hpp"
 #include "rope.hpp"
 #include "rotation.hpp"
+#include "span.hpp"
 
 KPC_BEGIN_NAMESPACE
 
@@ -117,14 +119,6 @@ struct cache_container {
   static constexpr unsigned flag_center_keys = 1, flag_rotate_keys = 2, flag_rotate_values = 4;
 };
 
-/// A per-thread float buffer of at least `count` floats (grows, never shrinks): attention's
-/// rotated queries and accumulators, so that const members stay free to run concurrently.
-inline float* thread_floats(std::size_t count) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer.data();
-}
-
 inline float dot(const float* a, const float* b, std::size_t n) {
   float sum = 0.0f;
   for (std::size_t i = 0; i < n; ++i) sum += a[i] * b[i];
@@ -146,9 +140,12 @@ inline float dot(const float* a, const float* b, std::size_t n) {
 /// the cache holds for its tokens, so attention always reads codes (or, with a recent window,
 /// those held values) and errors never compound; appending in any chunking gives the bytes of
 /// encoding all tokens at once. The cache holds the f32 keys (and, with a recent window, values)
-/// of the open tile and of the tile before it, or of recent_tiles + 1 tiles when that is more
-/// (tokens originals_from() .. size()), so rolling back up to G tokens is exact; older tiles keep
-/// only their codes.
+/// of tokens originals_from() .. size(): after appends, the open tile and the tile before it (or
+/// recent_tiles + 1 tiles when that is more), so rolling back up to G tokens is exact; older tiles
+/// keep only their codes. A truncate cannot bring back values the cache no longer has: it leaves
+/// originals_from() where it was (or lowers it to the tile it reopens), so after rolling back,
+/// only a later rollback to originals_from() or beyond is exact, until appends refill the held
+/// tiles. originals_from() always says how far exact rollback reaches.
 ///
 /// Exactness: after truncate(n) the bytes equal those of a cache that only ever got the first n
 /// tokens when n >= originals_from() or n % G == 0 (and, with center_keys, n >= G). Otherwise the
@@ -161,9 +158,10 @@ inline float dot(const float* a, const float* b, std::size_t n) {
 /// made once per thread; with rotate_keys or rotate_values, attend keeps a per-thread buffer of
 /// 2 x group x head_dim floats); copy_range, shift_positions, save and restore use temporary buffers.
 ///
-/// Errors throw kpc::error (see error.hpp). append and restore change nothing when they throw;
-/// other operations leave a valid cache. Not thread-safe for writes; const members may run
-/// concurrently.
+/// Errors throw kpc::error (see error.hpp). Every operation that changes the cache (append,
+/// truncate, shift_positions, restore) changes nothing when it throws: it prepares its result in
+/// scratch space and commits only once nothing can fail. Not thread-safe for writes; const
+/// members may run concurrently.
 template <class KFormat, class VFormat>
 class KVCache {
   using k_layout = typename KFormat::layout;
@@ -172,6 +170,7 @@ class KVCache {
   static_assert(detail::layout_code<v_layout>::value != 1,
                 "kpc::KVCache: V must use a per-token layout (PerToken<32> or PerTokenSymmetric<32>)");
   using container = detail::cache_container;
+  using v_block = typename VFormat::block;
 
  public:
   using k_format = KFormat;
@@ -219,14 +218,26 @@ class KVCache {
 
   // ---- streaming --------------------------------------------------------------------------
 
-  /// Appends `tokens` tokens; k and v hold [tokens][kv_heads][head_dim] (float or kpc::half).
+  /// Appends `tokens` tokens; k and v hold [tokens][kv_heads][head_dim] (float or kpc::half) and
+  /// must hold at least that many elements (the sized forms check it: buffer_too_small).
+  void append(span<const float> k, span<const float> v, std::size_t tokens) { append_checked(k, kv_width(), v, kv_width(), tokens); }
+  void append(span<const half> k, span<const half> v, std::size_t tokens) { append_checked(k, kv_width(), v, kv_width(), tokens); }
+  /// As above, token t's heads at k + t * k_stride (and v + t * v_stride), head h at + h * head_dim.
+  void append(span<const float> k, std::size_t k_stride, span<const float> v, std::size_t v_stride, std::size_t tokens) {
+    append_checked(k, k_stride, v, v_stride, tokens);
+  }
+  void append(span<const half> k, std::size_t k_stride, span<const half> v, std::size_t v_stride, std::size_t tokens) {
+    append_checked(k, k_stride, v, v_stride, tokens);
+  }
+  /// Unsized forms: the caller vouches for the buffers' sizes.
   template <class T>
   void append(const T* k, const T* v, std::size_t tokens) {
     append(k, kv_width(), v, kv_width(), tokens);
   }
-  /// As above, token t's heads at k + t * k_stride (and v + t * v_stride), head h at + h * head_dim.
-  /// Errors: buffer_too_small (past capacity), invalid_shape (stride < kv_heads * head_dim),
-  /// null_pointer, non_finite, out_of_range (as the formats' encoders). Nothing changes on error.
+  /// Errors: buffer_too_small (past capacity, or a span shorter than the rows), invalid_shape
+  /// (stride < kv_heads * head_dim), null_pointer, non_finite (NaN or Inf: the head, cache
+  /// position and channel are named), out_of_range (values the formats' fp16 scale/minimum cannot
+  /// hold). Nothing changes on error.
   template <class T>
   void append(const T* k, std::size_t k_stride, const T* v, std::size_t v_stride, std::size_t tokens) {
     static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
@@ -237,24 +248,29 @@ class KVCache {
     if (tokens > capacity() - size_)
       detail::raisef(errc::buffer_too_small, "KVCache::append: %zu tokens do not fit (size %zu, capacity %zu)", tokens,
                      size_, capacity());
+    check_finite_rows(k, k_stride, tokens, "key");
+    check_finite_rows(v, v_stride, tokens, "value");
     const std::size_t end = size_ + tokens, open = size_ / G, filled = size_ % G, last = (end - 1) / G;
     const std::size_t first_new_tile = filled != 0 ? open + 1 : open;
     const std::size_t S = plan_.options.sink_tokens;
     // Phase 1, everything that can fail, touching only unused rows and tiles, unused held-value
-    // rows and the scratch space: V rows, sinks' keys checked, the centering vector, the open
-    // tile (into scratch) and the new tiles.
-    for (std::size_t h = 0; h < kv_heads(); ++h) encode_v_rows(v + h * dim, v_stride, tokens, row(h, size_));
-    for (std::size_t t = size_; t < std::min(end, S); ++t)
-      for (std::size_t h = 0; h < kv_heads(); ++h)
-        check_finite_row(k + (t - size_) * k_stride + h * dim, "append k (sink token)", h, t);
+    // rows and the scratch space: V rows, the centering vector, the open tile (into scratch) and
+    // the new tiles.
+    for (std::size_t h = 0; h < kv_heads(); ++h) {
+      const detail::slab_result r = encode_v_rows(v + h * dim, v_stride, tokens, row(h, size_));
+      require(r, "append", h, size_ + r.token, "values");
+    }
     for (std::size_t h = 0; h < kv_heads(); ++h) {
       const T* src = k + h * dim;
       if (filled != 0) store_values(src, k_stride, std::min(G - filled, tokens), held_k(h, open) + filled * dim);
       const float* mu = next_mu(h, src, k_stride, end);
-      if (filled != 0) encode_k_tile(open, held_k(h, open), dim, filled + std::min(G - filled, tokens), mu, scratch(h));
+      if (filled != 0)
+        require(encode_k_tile(open, held_k(h, open), dim, filled + std::min(G - filled, tokens), mu, scratch(h)), "append",
+                h, open * G, "keys");
       for (std::size_t j = first_new_tile; j <= last; ++j) {
         const std::size_t from = j * G - size_;  // index within this call
-        encode_k_tile(j, src + from * k_stride, k_stride, std::min(G, tokens - from), mu, tile(h, j));
+        require(encode_k_tile(j, src + from * k_stride, k_stride, std::min(G, tokens - from), mu, tile(h, j)), "append",
+                h, j * G, "keys");
       }
     }
     // Phase 2, which cannot fail: publish the open tile and the centering vector, keep the values
@@ -284,54 +300,103 @@ class KVCache {
   }
 
   /// Keeps the first n tokens (speculative-decoding rollback). Exact for n >= originals_from()
-  /// or n % G == 0; see the class comment for the rest. Errors: out_of_range (n > size()).
+  /// or n % G == 0; see the class comment for the rest. Below originals_from() it uses a
+  /// temporary buffer for the tile that reopens. Errors: out_of_range (n > size(); a reopened
+  /// tile whose decoded values the format cannot hold again); nothing changes on error.
   void truncate(std::size_t n) {
     if (n > size_) detail::raisef(errc::out_of_range, "KVCache::truncate: %zu > size %zu", n, size_);
     if (n == size_) return;
-    const std::size_t G = tile_tokens, tile_index = n / G, kept = n % G, dim = head_dim();
+    const std::size_t G = tile_tokens, tile_index = n / G, kept = n % G, dim = head_dim(), heads = kv_heads();
     if (kept != 0) {
-      for (std::size_t h = 0; h < kv_heads(); ++h) {
-        if (n < originals_from_) {  // a sealed tile reopens: its decoded values become its held values
-          decoded_k_tile(h, tile_index, held_k(h, tile_index));
-          if (holds_values()) decoded_v_rows(h, tile_index * G, tokens_in_tile(tile_index), held_v(h, tile_index));
+      // Phase 1, into scratch space: the reopened tile's keys (held, or decoded below the held
+      // values), its centering vector while it is tile 0, and its codes.
+      const bool reopen = n < originals_from_;
+      std::vector<float> decoded(reopen ? heads * G * dim * (holds_values() ? 2 : 1) : 0);
+      for (std::size_t h = 0; h < heads; ++h) {
+        float* keys = reopen ? decoded.data() + h * G * dim : held_k(h, tile_index);
+        if (reopen) {
+          require_decoded(decoded_k_tile(h, tile_index, keys), "truncate", h, tile_index * G, "keys");
+          if (holds_values())
+            require_decoded(decoded_v_rows(h, tile_index * G, tokens_in_tile(tile_index), decoded.data() + (heads + h) * G * dim),
+                            "truncate", h, tile_index * G, "values");
         }
-        if (plan_.options.center_keys && tile_index == 0) live_mean(held_k(h, 0), n, mu_of(h));
-        encode_k_tile(tile_index, held_k(h, tile_index), dim, kept, mu_of_or_null(h), tile(h, tile_index));
+        const float* mu = mu_of_or_null(h);
+        if (plan_.options.center_keys && tile_index == 0) {
+          live_mean(keys, n, mu_work(h));
+          mu = mu_work(h);
+        }
+        require(encode_k_tile(tile_index, keys, dim, kept, mu, scratch(h)), "truncate", h, tile_index * G, "keys");
+      }
+      // Phase 2, which cannot fail.
+      for (std::size_t h = 0; h < heads; ++h) {
+        std::memcpy(tile(h, tile_index), scratch(h), plan_.tile_bytes);
+        if (reopen) {
+          std::memcpy(held_k(h, tile_index), decoded.data() + h * G * dim, G * dim * sizeof(float));
+          if (holds_values())
+            std::memcpy(held_v(h, tile_index), decoded.data() + (heads + h) * G * dim, G * dim * sizeof(float));
+        }
+        if (plan_.options.center_keys && tile_index == 0) std::memcpy(mu_of(h), mu_work(h), dim * sizeof(float));
       }
       originals_from_ = std::min(originals_from_, tile_index * G);
     } else {
       originals_from_ = std::min(originals_from_, n);
+      if (n == 0) reset_mu();
     }
     size_ = n;
   }
 
   /// Forgets every token (the allocation stays).
-  void clear() noexcept { size_ = originals_from_ = 0; }
+  void clear() noexcept {
+    size_ = originals_from_ = 0;
+    reset_mu();
+  }
 
   /// Rotates the keys of tokens [first, size()) by `delta` RoPE positions (decode, rotate,
   /// encode; held values and sinks are rotated directly). Every tile that holds such a token is
-  /// re-encoded. Errors: out_of_range (first > size(), bad rope parameters), invalid_shape
-  /// (rotary_dims).
+  /// re-encoded; the new tiles and values are prepared in temporary buffers first. Errors:
+  /// out_of_range (first > size(), bad rope parameters, rotated keys the format cannot hold),
+  /// invalid_shape (rotary_dims); nothing changes on error.
   void shift_positions(std::size_t first, double delta, const rope_config& rope) {
     if (first > size_) detail::raisef(errc::out_of_range, "KVCache::shift_positions: first %zu > size %zu", first, size_);
     float probe[2] = {0.0f, 0.0f};  // validates the parameters before any tile changes
     rope_shift(probe, 0, head_dim(), head_dim(), delta, rope);
     if (first == size_) return;
-    const std::size_t G = tile_tokens, dim = head_dim(), S = sinks();
-    std::vector<float> decoded;
-    for (std::size_t h = 0; h < kv_heads(); ++h) {
-      if (first < S) rope_shift(sink_k(h) + first * dim, S - first, dim, dim, delta, rope);
-      for (std::size_t j = first / G; j * G < size_; ++j) {
-        const std::size_t count = tokens_in_tile(j), skip = std::max(first, j * G) - j * G;
-        float* values = held_k(h, j);
-        if (j * G < originals_from_) {
-          decoded.resize(G * dim);
-          values = decoded.data();
-          decoded_k_tile(h, j, values);
+    const std::size_t G = tile_tokens, dim = head_dim(), S = sinks(), heads = kv_heads();
+    const std::size_t first_tile = first / G, tiles = (size_ + G - 1) / G - first_tile;
+    const bool live_mu = plan_.options.center_keys && size_ < G;
+    // Phase 1: every touched tile's keys (held, or decoded), rotated, re-encoded, into buffers.
+    std::vector<float> values(heads * tiles * G * dim), sinks_out(heads * S * dim), mu_out(live_mu ? heads * dim : 0);
+    std::vector<std::byte> tiles_out(heads * tiles * plan_.tile_bytes);
+    for (std::size_t h = 0; h < heads; ++h) {
+      float* sink_rows = sinks_out.data() + h * S * dim;
+      std::copy(sink_k(h), sink_k(h) + S * dim, sink_rows);
+      if (first < S) rope_shift(sink_rows + first * dim, S - first, dim, dim, delta, rope);
+      for (std::size_t i = 0; i < tiles; ++i) {
+        const std::size_t j = first_tile + i, count = tokens_in_tile(j), skip = std::max(first, j * G) - j * G;
+        float* keys = values.data() + (h * tiles + i) * G * dim;
+        if (j * G >= originals_from_) std::copy(held_k(h, j), held_k(h, j) + count * dim, keys);
+        else require_decoded(decoded_k_tile(h, j, keys), "shift_positions", h, j * G, "keys");
+        rope_shift(keys + skip * dim, count - skip, dim, dim, delta, rope);
+        const float* mu = mu_of_or_null(h);
+        if (live_mu && j == 0) {
+          live_mean(keys, size_, mu_out.data() + h * dim);
+          mu = mu_out.data() + h * dim;
         }
-        rope_shift(values + skip * dim, count - skip, dim, dim, delta, rope);
-        if (plan_.options.center_keys && j == 0 && size_ < G) live_mean(values, size_, mu_of(h));
-        encode_k_tile(j, values, dim, count, mu_of_or_null(h), tile(h, j));
+        require(encode_k_tile(j, keys, dim, count, mu, tiles_out.data() + (h * tiles + i) * plan_.tile_bytes),
+                "shift_positions", h, j * G, "shifted keys");
+      }
+    }
+    // Phase 2, which cannot fail.
+    for (std::size_t h = 0; h < heads; ++h) {
+      std::copy(sinks_out.data() + h * S * dim, sinks_out.data() + (h + 1) * S * dim, sink_k(h));
+      if (live_mu) std::copy(mu_out.data() + h * dim, mu_out.data() + (h + 1) * dim, mu_of(h));
+      for (std::size_t i = 0; i < tiles; ++i) {
+        const std::size_t j = first_tile + i;
+        std::memcpy(tile(h, j), tiles_out.data() + (h * tiles + i) * plan_.tile_bytes, plan_.tile_bytes);
+        if (j * G >= originals_from_) {
+          const float* keys = values.data() + (h * tiles + i) * G * dim;
+          std::copy(keys, keys + tokens_in_tile(j) * dim, held_k(h, j));
+        }
       }
     }
   }
@@ -379,7 +444,8 @@ class KVCache {
       if (n % G != 0) {  // the open tile, from its held values
         const std::size_t j = n / G;
         if (plan_.options.center_keys && j == 0) out.live_mean(out.held_k(h, 0), n, out.mu_of(h));
-        out.encode_k_tile(j, out.held_k(h, j), dim, n - j * G, out.mu_of_or_null(h), out.tile(h, j));
+        require(out.encode_k_tile(j, out.held_k(h, j), dim, n - j * G, out.mu_of_or_null(h), out.tile(h, j)),
+                "copy_range", h, first + j * G, "keys");
       }
     }
     out.size_ = n;
@@ -403,6 +469,11 @@ class KVCache {
   /// The keys (or values) of tokens [first, first + count) of head h as attention uses them, into
   /// dst[count][head_dim] (row t at dst + t * dst_stride): the sinks' and the recent window's
   /// held values, the other tokens' codes decoded (rotated back, centering added back).
+  /// Sized forms: dst must hold count * head_dim elements.
+  void decode_k(std::size_t h, std::size_t first, std::size_t count, span<float> dst) const { decode_checked(h, first, count, dst, true); }
+  void decode_k(std::size_t h, std::size_t first, std::size_t count, span<half> dst) const { decode_checked(h, first, count, dst, true); }
+  void decode_v(std::size_t h, std::size_t first, std::size_t count, span<float> dst) const { decode_checked(h, first, count, dst, false); }
+  void decode_v(std::size_t h, std::size_t first, std::size_t count, span<half> dst) const { decode_checked(h, first, count, dst, false); }
   template <class T>
   void decode_k(std::size_t h, std::size_t first, std::size_t count, T* dst) const {
     decode_k(h, first, count, dst, head_dim());
@@ -425,14 +496,35 @@ class KVCache {
   }
 
   /// decode_attention (attention.hpp) of a group of query heads, q [group][head_dim] -> out
-  /// [group][head_dim], over KV head h's tokens: all of them, or the first `tokens` (a causal
-  /// prefix; out_of_range past size()). With options: the sinks and the recent window from their
-  /// held values, the rest from the codes (plus q . mu with center_keys), one online softmax.
-  void attend(std::size_t h, const float* q, std::size_t group, const attention_params& params, float* out) const {
-    attend(h, q, group, params, out, size_);
+  /// [group][head_dim], over KV head h's tokens. With options: the sinks and the recent window
+  /// from their held values, the rest from the codes (plus q . mu with center_keys), one online
+  /// softmax. out may be q (in place). Sized form: q and out must hold group * head_dim floats.
+  void attend(std::size_t h, span<const float> q, std::size_t group, const attention_params& params,
+              span<float> out) const {
+    check_query(q.data(), q.size(), out.data(), out.size(), group);
+    attend_prefix(h, size_, q.data(), group, params, out.data());
   }
-  void attend(std::size_t h, const float* q, std::size_t group, const attention_params& params, float* out,
-              std::size_t tokens) const {
+  void attend(std::size_t h, const float* q, std::size_t group, const attention_params& params, float* out) const {
+    attend_prefix(h, size_, q, group, params, out);
+  }
+  /// attend over the first `tokens` tokens only (a causal prefix; out_of_range past size()).
+  void attend_prefix(std::size_t h, std::size_t tokens, span<const float> q, std::size_t group,
+                     const attention_params& params, span<float> out) const {
+    check_query(q.data(), q.size(), out.data(), out.size(), group);
+    attend_prefix(h, tokens, q.data(), group, params, out.data());
+  }
+  /// Every KV head of the layer at once, as an engine's attention step does: q holds q_heads
+  /// query heads of head_dim (f32 or kpc::half; q_heads a multiple of kv_heads, query heads
+  /// h * group .. h * group + group - 1 sharing KV head h, group = q_heads / kv_heads), out the
+  /// same shape; params.sinks, when given, has q_heads logits. out may be q.
+  void attend_all(span<const float> q, std::size_t q_heads, const attention_params& params, span<float> out) const {
+    attend_all_of(q, q_heads, params, out);
+  }
+  void attend_all(span<const half> q, std::size_t q_heads, const attention_params& params, span<half> out) const {
+    attend_all_of(q, q_heads, params, out);
+  }
+  void attend_prefix(std::size_t h, std::size_t tokens, const float* q, std::size_t group,
+                     const attention_params& params, float* out) const {
     check_range(0, tokens, "attend");
     checked_head(h);
     const cache_options& o = plan_.options;
@@ -442,6 +534,7 @@ class KVCache {
       return;
     }
     const float scale = detail::checked_scale(q, group, head_dim(), params, out);
+    q = detail::readable_queries(q, out, group * head_dim(), 2 * group * head_dim());  // out may be q
     const std::size_t dim = head_dim(), sinks_seen = std::min(sinks(), tokens);
     const std::size_t coded_end = std::max(sinks_seen, std::min(recent_from(), tokens));
     const std::size_t block = hadamard_block(dim);
@@ -599,13 +692,25 @@ class KVCache {
           detail::raise(errc::corrupt_data, "KVCache::restore: the centering vector is not its tile's mean");
       }
     }
-    if (in.tokens % G != 0) {  // the open tile must be what its held values encode to
-      const std::size_t open = in.tokens / G, count = in.tokens % G, offset = open * G - in.originals_from;
-      for (std::size_t h = 0; h < heads; ++h) {
-        encode_k_tile(open, held_k_in + (h * held_tokens + offset) * dim, dim, count,
-                      plan_.options.center_keys ? mu_in + h * dim : nullptr, scratch(h));
-        if (std::memcmp(scratch(h), k_in + h * tiles_bytes + open * plan_.tile_bytes, plan_.tile_bytes) != 0)
-          detail::raise(errc::corrupt_data, "KVCache::restore: the open K tile does not match its held values");
+    // What later operations will need: every code decodes (finite fp16 fields), every held tile
+    // encodes again (truncate and shift re-encode them), and the open tile is what its held
+    // values encode to.
+    for (std::size_t h = 0; h < heads; ++h) {
+      for (std::size_t j = 0; j * G < in.tokens; ++j)
+        if (!k_fields_finite(k_in + h * tiles_bytes + j * plan_.tile_bytes))
+          detail::raisef(errc::corrupt_data, "KVCache::restore: the K tile of head %zu at cache position %zu has non-finite fp16 fields", h, j * G);
+      for (std::size_t t = 0; t < in.tokens; ++t)
+        for (std::size_t b = 0; b < plan_.row_bytes / v_block::bytes; ++b)
+          if (!ref::block_fields_finite<v_block>(v_in + h * rows_bytes + t * plan_.row_bytes + b * v_block::bytes))
+            detail::raisef(errc::corrupt_data, "KVCache::restore: the V row of head %zu at cache position %zu has non-finite fp16 fields", h, t);
+      for (std::size_t j = in.originals_from / G; j * G < in.tokens; ++j) {
+        const std::size_t count = std::min(G, in.tokens - j * G);
+        const detail::slab_result r = encode_k_tile(j, held_k_in + (h * held_tokens + j * G - in.originals_from) * dim, dim,
+                                                    count, plan_.options.center_keys ? mu_in + h * dim : nullptr, scratch(h));
+        if (r.status != 0)
+          detail::raisef(errc::corrupt_data, "KVCache::restore: the held keys of head %zu from cache position %zu cannot be encoded", h, j * G);
+        if (count < G && std::memcmp(scratch(h), k_in + h * tiles_bytes + j * plan_.tile_bytes, plan_.tile_bytes) != 0)
+          detail::raisef(errc::corrupt_data, "KVCache::restore: the open K tile of head %zu does not match its held values", h);
       }
     }
     for (std::size_t h = 0; h < heads; ++h) {
@@ -626,11 +731,21 @@ class KVCache {
     originals_from_ = in.originals_from;
   }
 
-  /// A new cache from a container, with the container's shape and options and capacity
-  /// max(capacity, tokens).
-  static KVCache load(const std::byte* data, std::size_t size, std::size_t capacity = 0) {
+  /// A new cache from a container, with the container's shape and options and room for
+  /// `capacity` tokens (which must hold the container's: buffer_too_small otherwise). It
+  /// allocates memory_bytes(kv_heads, head_dim, capacity, options) of the container's shape (up
+  /// to 65536 channels: a 64-byte container may ask for tens of MiB); a container whose cache
+  /// would exceed max_bytes is refused (buffer_too_small) before anything is allocated.
+  static KVCache load(const std::byte* data, std::size_t size, std::size_t capacity,
+                      std::size_t max_bytes = static_cast<std::size_t>(-1)) {
     const image in = parse(data, size);
-    KVCache cache(in.kv_heads, in.head_dim, std::max(capacity, in.tokens), in.options);
+    if (capacity < in.tokens)
+      detail::raisef(errc::buffer_too_small, "KVCache::load: capacity %zu < the container's %zu tokens", capacity, in.tokens);
+    const std::size_t bytes = memory_bytes(in.kv_heads, in.head_dim, capacity, in.options);
+    if (bytes > max_bytes)
+      detail::raisef(errc::buffer_too_small, "KVCache::load: the cache would take %zu bytes, more than max_bytes %zu", bytes,
+                     max_bytes);
+    KVCache cache(in.kv_heads, in.head_dim, capacity, in.options);
     cache.restore(data, size);
     return cache;
   }
@@ -672,6 +787,9 @@ class KVCache {
     if (kv_heads == 0 || head_dim == 0 || kv_heads > format::max_channels / head_dim)
       detail::raisef(errc::invalid_shape, "KVCache: kv_heads %zu x head_dim %zu must be in [1, %zu] channels", kv_heads,
                      head_dim, format::max_channels);
+    if (head_dim % detail::layout_unit<v_layout>::value != 0)
+      detail::raisef(errc::invalid_shape, "KVCache: head_dim %zu must be a multiple of %d (V's blocks)", head_dim,
+                     detail::layout_unit<v_layout>::value);
     check_options(options);
     plan p;
     p.kv_heads = kv_heads;
@@ -725,13 +843,77 @@ class KVCache {
     if (first > size_ || count > size_ - first)
       detail::raisef(errc::out_of_range, "KVCache::%s: tokens [%zu, +%zu) exceed size %zu", what, first, count, size_);
   }
-  template <class T>
-  void check_finite_row(const T* row, const char* what, std::size_t h, std::size_t t) const {
-    for (std::size_t c = 0; c < head_dim(); ++c)
-      if (!std::isfinite(to_float(row[c])))
-        detail::raisef(errc::non_finite, "KVCache::%s: NaN or Inf at head %zu, token %zu", what, h, t);
+  /// Whether a K tile's fp16 fields (scale step, smallest minimum, minimum step) are finite.
+  static bool k_fields_finite(const std::byte* tile) {
+    using layout = format::k_tile<KFormat::bits, KFormat::tile_tokens>;
+    for (std::size_t at : {layout::offset_scale_step, layout::offset_zero_min, layout::offset_zero_step})
+      if (!fp16_bits_finite(detail::load_u16le(tile + at))) return false;
+    return true;
   }
-
+  void check_query(const float* q, std::size_t q_size, const float* out, std::size_t out_size, std::size_t group) const {
+    detail::check_elements(q, q_size, group, head_dim(), head_dim(), "attend q");
+    detail::check_elements(out, out_size, group, head_dim(), head_dim(), "attend out");
+  }
+  template <class T>
+  void decode_checked(std::size_t h, std::size_t first, std::size_t count, span<T> dst, bool keys) const {
+    detail::check_elements(dst.data(), dst.size(), count, head_dim(), head_dim(), keys ? "decode_k dst" : "decode_v dst");
+    check_range(first, count, keys ? "decode_k" : "decode_v");
+    checked_head(h);
+    read_values(h, first, count, dst.data(), head_dim(), keys, false);
+  }
+  template <class T>
+  void attend_all_of(span<const T> q, std::size_t q_heads, const attention_params& params, span<T> out) const {
+    const std::size_t dim = head_dim(), heads = kv_heads();
+    if (q_heads == 0 || q_heads % heads != 0)
+      detail::raisef(errc::invalid_shape, "KVCache::attend_all: %zu query heads are not a multiple of kv_heads %zu", q_heads, heads);
+    detail::check_elements(q.data(), q.size(), q_heads, dim, dim, "attend_all q");
+    detail::check_elements(out.data(), out.size(), q_heads, dim, dim, "attend_all out");
+    const std::size_t group = q_heads / heads;
+    for (std::size_t h = 0; h < heads; ++h) {
+      attention_params p = params;
+      if (params.sinks != nullptr) p.sinks = params.sinks + h * group;
+      if constexpr (std::is_same_v<T, float>) {
+        attend_prefix(h, size_, q.data() + h * group * dim, group, p, out.data() + h * group * dim);
+      } else {  // f16 queries and output through f32 (a per-thread buffer past attention's own)
+        float* buffer = detail::thread_floats(5 * group * dim) + 3 * group * dim;
+        for (std::size_t i = 0; i < group * dim; ++i) buffer[i] = to_float(q.data()[h * group * dim + i]);
+        attend_prefix(h, size_, buffer, group, p, buffer + group * dim);
+        for (std::size_t i = 0; i < group * dim; ++i) out.data()[h * group * dim + i] = from_float<half>(buffer[group * dim + i]);
+      }
+    }
+  }
+  /// Rows of [tokens][kv_heads][head_dim] must be finite; the error names the first bad one.
+  template <class T>
+  void check_finite_rows(const T* rows, std::size_t stride, std::size_t tokens, const char* what) const {
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t i = 0; i < kv_width(); ++i)
+        if (!std::isfinite(to_float(rows[t * stride + i])))
+          detail::raisef(errc::non_finite, "KVCache::append: the %s of head %zu at cache position %zu, channel %zu, is NaN or Inf",
+                         what, i / head_dim(), size_ + t, i % head_dim());
+  }
+  template <class T>
+  void append_checked(span<const T> k, std::size_t k_stride, span<const T> v, std::size_t v_stride, std::size_t tokens) {
+    detail::check_elements(k.data(), k.size(), tokens, kv_width(), k_stride, "append k");
+    detail::check_elements(v.data(), v.size(), tokens, kv_width(), v_stride, "append v");
+    append(k.data(), k_stride, v.data(), v_stride, tokens);
+  }
+  /// Raises a kernel's failure with where it happened: head, cache position, keys or values.
+  static void require(detail::slab_result r, const char* what, std::size_t h, std::size_t position, const char* part) {
+    if (r.status != 0) raise_at(static_cast<errc>(r.status), what, h, position, part);
+  }
+  /// A decode that fails means damaged codes (corrupt_data), whatever the kernel said.
+  static void require_decoded(detail::slab_result r, const char* what, std::size_t h, std::size_t position,
+                              const char* part) {
+    if (r.status != 0) raise_at(errc::corrupt_data, what, h, position + r.token, part);
+  }
+  [[noreturn]] KPC_COLD static void raise_at(errc code, const char* what, std::size_t h, std::size_t position,
+                                             const char* part) {
+    const char* why = code == errc::out_of_range ? "need an fp16 scale or minimum beyond +-65504"
+                      : code == errc::corrupt_data ? "are stored with non-finite fp16 fields"
+                      : code == errc::non_finite   ? "hold NaN or Inf"
+                                                   : "were refused";
+    detail::raisef(code, "KVCache::%s: the %s of head %zu from cache position %zu %s", what, part, h, position, why);
+  }
   std::byte* region(std::size_t at) { return storage_.data() + at; }
   const std::byte* region(std::size_t at) const { return storage_.data() + at; }
   std::byte* tile(std::size_t h, std::size_t j) { return region(plan_.k_at + h * plan_.k_head + j * plan_.tile_bytes); }
@@ -770,6 +952,11 @@ class KVCache {
       for (std::size_t c = 0; c < head_dim(); ++c) dst[t * head_dim() + c] = to_float(src[t * stride + c]);
   }
 
+  /// An empty cache's centering vector: the mean of no keys.
+  void reset_mu() noexcept {
+    if (plan_.options.center_keys)
+      for (std::size_t h = 0; h < kv_heads(); ++h) std::fill(mu_of(h), mu_of(h) + head_dim(), 0.0f);
+  }
   /// mu over the non-sink tokens [sink_tokens, tokens) of tile 0, from their keys (rows of dim).
   void live_mean(const float* tile0, std::size_t tokens, float* mu) const {
     const std::size_t dim = head_dim(), from = std::min(plan_.options.sink_tokens, tokens);
@@ -804,13 +991,11 @@ class KVCache {
   /// `dst`: as given without options; otherwise minus mu, rotated, with the sinks' rows of tile 0
   /// replaced by the first other token's (or zeros), so that they take no part in its statistics.
   template <class T>
-  void encode_k_tile(std::size_t j, const T* keys, std::size_t stride, std::size_t count, const float* mu,
-                     std::byte* dst) {
+  detail::slab_result encode_k_tile(std::size_t j, const T* keys, std::size_t stride, std::size_t count, const float* mu,
+                                    std::byte* dst) {
     const std::size_t dim = head_dim(), first = j * tile_tokens, S = plan_.options.sink_tokens;
-    if (!plan_.options.center_keys && !plan_.options.rotate_keys && (S == 0 || first >= S)) {
-      KFormat::encode(keys, stride, count, dim, dst, plan_.tile_bytes);
-      return;
-    }
+    if (!plan_.options.center_keys && !plan_.options.rotate_keys && (S == 0 || first >= S))
+      return KFormat::encode_status(keys, stride, count, dim, dst);
     float* x = work();
     const std::size_t placeholders = first < S ? std::min(S - first, count) : 0;
     for (std::size_t t = placeholders; t < count; ++t) {
@@ -822,17 +1007,14 @@ class KVCache {
       if (placeholders < count) std::memcpy(x + t * dim, x + placeholders * dim, dim * sizeof(float));
       else std::fill(x + t * dim, x + (t + 1) * dim, 0.0f);
     }
-    KFormat::encode(x, dim, count, dim, dst, plan_.tile_bytes);
+    return KFormat::encode_status(x, dim, count, dim, dst);
   }
 
   /// Encodes `tokens` value rows of a head into V rows at dst, rotated with rotate_values.
   template <class T>
-  void encode_v_rows(const T* values, std::size_t stride, std::size_t tokens, std::byte* dst) {
+  detail::slab_result encode_v_rows(const T* values, std::size_t stride, std::size_t tokens, std::byte* dst) {
     const std::size_t dim = head_dim();
-    if (!plan_.options.rotate_values) {
-      VFormat::encode(values, stride, tokens, dim, dst, tokens * plan_.row_bytes);
-      return;
-    }
+    if (!plan_.options.rotate_values) return VFormat::encode_status(values, stride, tokens, dim, dst);
     float* x = work();
     for (std::size_t t0 = 0; t0 < tokens; t0 += tile_tokens) {
       const std::size_t n = std::min(tile_tokens, tokens - t0);
@@ -840,14 +1022,17 @@ class KVCache {
         for (std::size_t c = 0; c < dim; ++c) x[t * dim + c] = to_float(values[(t0 + t) * stride + c]);
         hadamard_rotate(x + t * dim, dim, hadamard_block(dim));
       }
-      VFormat::encode(x, dim, n, dim, dst + t0 * plan_.row_bytes, n * plan_.row_bytes);
+      const detail::slab_result r = VFormat::encode_status(x, dim, n, dim, dst + t0 * plan_.row_bytes);
+      if (r.status != 0) return {r.status, t0 + r.token};
     }
+    return {0, 0};
   }
 
   /// Tile j of head h decoded to keys (rotated back, mu added; the sinks' rows from the sinks).
-  void decoded_k_tile(std::size_t h, std::size_t j, float* dst) const {
+  detail::slab_result decoded_k_tile(std::size_t h, std::size_t j, float* dst) const {
     const std::size_t dim = head_dim(), count = tokens_in_tile(j);
-    KFormat::decode(tile(h, j), plan_.tile_bytes, count, dim, dst, dim);
+    const detail::slab_result r = KFormat::decode_status(tile(h, j), count, dim, dst, dim);
+    if (r.status != 0) return r;
     for (std::size_t t = 0; t < count; ++t) {
       float* r = dst + t * dim;
       if (plan_.options.rotate_keys) hadamard_rotate(r, dim, hadamard_block(dim));
@@ -857,15 +1042,18 @@ class KVCache {
     const std::size_t first = j * tile_tokens;
     for (std::size_t t = first; t < std::min(sinks(), first + count); ++t)
       std::memcpy(dst + (t - first) * dim, sink_k(h) + t * dim, dim * sizeof(float));
+    return {0, 0};
   }
   /// V rows [first, first + count) of head h decoded (rotated back), into rows of head_dim floats.
-  void decoded_v_rows(std::size_t h, std::size_t first, std::size_t count, float* dst) const {
+  detail::slab_result decoded_v_rows(std::size_t h, std::size_t first, std::size_t count, float* dst) const {
     const std::size_t dim = head_dim();
-    VFormat::decode(row(h, first), count * plan_.row_bytes, count, dim, dst, dim);
+    const detail::slab_result r = VFormat::decode_status(row(h, first), count, dim, dst, dim);
+    if (r.status != 0) return {r.status, first + r.token};
     if (plan_.options.rotate_values)
       for (std::size_t t = 0; t < count; ++t) hadamard_rotate(dst + t * dim, dim, hadamard_block(dim));
     for (std::size_t t = first; t < std::min(sinks(), first + count); ++t)
       std::memcpy(dst + (t - first) * dim, sink_v(h) + t * dim, dim * sizeof(float));
+    return {0, 0};
   }
 
   /// Keys (or values) of tokens [first, first + count) into rows `stride` apart: the sinks' values,
@@ -884,8 +1072,8 @@ class KVCache {
       const float* values = keys ? held_k(h, j) : held_v(h, j);
       if (!held) {
         decoded.resize(G * dim);
-        if (keys) decoded_k_tile(h, j, decoded.data());
-        else decoded_v_rows(h, j * G, tokens_in_tile(j), decoded.data());
+        if (keys) require_decoded(decoded_k_tile(h, j, decoded.data()), "decode_k", h, j * G, "keys");
+        else require_decoded(decoded_v_rows(h, j * G, tokens_in_tile(j), decoded.data()), "decode_v", h, j * G, "values");
         values = decoded.data();
       }
       for (std::size_t token = t; token < t + n; ++token) {
@@ -931,6 +1119,19 @@ class KVCache {
     return detail::crc32_update(head, data + container::header_bytes, size - container::header_bytes);
   }
 
+  /// A container's formats in words: "K4 G32 / V4 (q4_1)" (from its K bits, layout, G, V bits,
+  /// layout, block fields; unknown codes as numbers).
+  static std::string format_words(const std::uint64_t (&f)[6]) {
+    std::string k = f[1] == 1 ? "K" + std::to_string(f[0]) + " G" + std::to_string(f[2])
+                              : "K layout " + std::to_string(f[1]);
+    std::string v = f[4] == 3 ? "q4_0" : "V" + std::to_string(f[3]);
+    if (f[4] == 2 && f[3] == 8) v += " (q8_0)";
+    if (f[4] == 2 && f[3] == 4) v += " (q4_1)";
+    if (f[4] != 2 && f[4] != 3) v = "V layout " + std::to_string(f[4]);
+    if (f[5] != 32) v += " in blocks of " + std::to_string(f[5]);
+    return k + " / " + v;
+  }
+
   /// Checks everything about a container that does not depend on the receiving cache.
   static image parse(const std::byte* data, std::size_t size) {
     const auto corrupt = [](const std::string& why) { detail::raise(errc::corrupt_data, "KVCache: " + why); };
@@ -950,15 +1151,9 @@ class KVCache {
     const std::uint64_t expected[6] = {KFormat::bits, detail::layout_code<k_layout>::value, tile_tokens,
                                        VFormat::bits, detail::layout_code<v_layout>::value,
                                        detail::layout_unit<v_layout>::value};
-    if (!std::equal(formats, formats + 6, expected)) {
-      std::string found, wanted;
-      for (int i = 0; i < 6; ++i) {
-        found += (i ? "," : "") + std::to_string(formats[i]);
-        wanted += (i ? "," : "") + std::to_string(expected[i]);
-      }
-      detail::raise(errc::invalid_shape, "KVCache: the image's formats (k bits,layout,G, v bits,layout,block) are " +
-                                             found + ", this cache's " + wanted);
-    }
+    if (!std::equal(formats, formats + 6, expected))
+      detail::raise(errc::invalid_shape, "KVCache: the image holds " + format_words(formats) + " caches, this cache is " +
+                                             format_words(expected));
     if (get(data, container::at_reserved, 4) != 0) corrupt("reserved header fields are not zero");
     const std::uint64_t flags = get(data, container::at_flags, 1);
     if ((flags & ~std::uint64_t{7}) != 0) corrupt("unknown option flags");

@@ -14,6 +14,7 @@
 #include "format.hpp"
 #include "half.hpp"
 #include "backend.hpp"
+#include "span.hpp"
 
 KPC_BEGIN_NAMESPACE
 
@@ -79,6 +80,52 @@ class slab_quantizer {
     return checked_mul(units(tokens), unit_bytes(channels));
   }
 
+  /// Sized forms, the documented ones: each span must hold what the shape needs (buffer_too_small
+  /// otherwise, before anything is read or written). src / dst rows are contiguous.
+  static void encode(span<const float> src, std::size_t tokens, std::size_t channels, span<std::byte> dst) {
+    check_elements(src.data(), src.size(), tokens, channels, channels, "src");
+    encode(src.data(), channels, tokens, channels, dst.data(), dst.size());
+  }
+  static void encode(span<const half> src, std::size_t tokens, std::size_t channels, span<std::byte> dst) {
+    check_elements(src.data(), src.size(), tokens, channels, channels, "src");
+    encode(src.data(), channels, tokens, channels, dst.data(), dst.size());
+  }
+  static void decode(span<const std::byte> src, std::size_t tokens, std::size_t channels, span<float> dst) {
+    check_elements(dst.data(), dst.size(), tokens, channels, channels, "dst");
+    decode(src.data(), src.size(), tokens, channels, dst.data(), channels);
+  }
+  static void decode(span<const std::byte> src, std::size_t tokens, std::size_t channels, span<half> dst) {
+    check_elements(dst.data(), dst.size(), tokens, channels, channels, "dst");
+    decode(src.data(), src.size(), tokens, channels, dst.data(), channels);
+  }
+  static void scores(span<const float> q, span<const std::byte> src, std::size_t tokens, std::size_t channels,
+                     span<float> out) {
+    check_elements(q.data(), q.size(), tokens != 0, channels, channels, "q");
+    check_elements(out.data(), out.size(), tokens, 1, 1, "out");
+    scores(q.data(), src.data(), src.size(), tokens, channels, out.data());
+  }
+
+  /// encode / decode returning the kernels' status (an errc and the failing unit's first token)
+  /// instead of throwing; shapes and buffer sizes are the caller's to check (KVCache's own use).
+  template <class T>
+  static slab_result encode_status(const T* src, std::size_t src_stride, std::size_t tokens, std::size_t channels,
+                                   std::byte* dst) {
+    if (tokens == 0) return {0, 0};
+    return run([&](auto ops) {
+      if constexpr (std::is_same_v<T, float>) return ops.encode_f32(src, src_stride, tokens, channels, dst);
+      else return ops.encode_f16(reinterpret_cast<const f16_bits*>(src), src_stride, tokens, channels, dst);
+    });
+  }
+  template <class T>
+  static slab_result decode_status(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst,
+                                   std::size_t dst_stride) {
+    if (tokens == 0) return {0, 0};
+    return run([&](auto ops) {
+      if constexpr (std::is_same_v<T, float>) return ops.decode_f32(src, tokens, channels, dst, dst_stride);
+      else return ops.decode_f16(src, tokens, channels, reinterpret_cast<f16_bits*>(dst), dst_stride);
+    });
+  }
+
   /// Encodes row-major src[tokens][channels] into encoded_bytes(tokens, channels) bytes at dst.
   template <class T>
   static void encode(const T* src, std::size_t tokens, std::size_t channels, std::byte* dst) {
@@ -93,11 +140,7 @@ class slab_quantizer {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
     check_rows(src, tokens, channels, src_stride, sizeof(T), "src");
     check_bytes(dst, dst_bytes, encoded_bytes(tokens, channels), "dst");
-    if (tokens == 0) return;
-    report(run([&](auto ops) {
-      if constexpr (std::is_same_v<T, float>) return ops.encode_f32(src, src_stride, tokens, channels, dst);
-      else return ops.encode_f16(reinterpret_cast<const f16_bits*>(src), src_stride, tokens, channels, dst);
-    }));
+    report(encode_status(src, src_stride, tokens, channels, dst));
   }
 
   /// Decodes a [tokens][channels] slab into row-major dst.
@@ -106,19 +149,16 @@ class slab_quantizer {
     decode(src, encoded_bytes(tokens, channels), tokens, channels, dst, channels);
   }
 
-  /// As above, checking src_bytes, with row t at dst + t * dst_stride. Rejects units whose fp16
-  /// fields are not finite (errc::corrupt_data) before writing their rows.
+  /// As above, checking src_bytes, with row t at dst + t * dst_stride. Rejects a unit (a K tile,
+  /// a whole V row) whose fp16 fields are not finite (errc::corrupt_data) before writing any of
+  /// its values; the units before it have been written.
   template <class T>
   static void decode(const std::byte* src, std::size_t src_bytes, std::size_t tokens, std::size_t channels, T* dst,
                      std::size_t dst_stride) {
     static_assert(is_element<T>, "kpc: elements are float or kpc::half");
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     check_rows(dst, tokens, channels, dst_stride, sizeof(T), "dst");
-    if (tokens == 0) return;
-    report(run([&](auto ops) {
-      if constexpr (std::is_same_v<T, float>) return ops.decode_f32(src, tokens, channels, dst, dst_stride);
-      else return ops.decode_f16(src, tokens, channels, reinterpret_cast<f16_bits*>(dst), dst_stride);
-    }));
+    report(decode_status(src, tokens, channels, dst, dst_stride));
   }
 
   /// Fused scores: out[t] = sum_c q[c] * x[t][c] straight from the codes, t < tokens.
@@ -150,12 +190,19 @@ class slab_quantizer {
 template <class Block>
 class row_quantizer : public slab_quantizer<block_row_units<Block>> {
  public:
+  using block = Block;  ///< the 32-value block's layout (kpc/format.hpp)
   /// Bytes of one token's row: channels / 32 blocks.
   static std::size_t row_bytes(std::size_t channels) { return row_quantizer::unit_bytes(channels); }
 
   static constexpr double bits_per_value() { return Block::bits_per_value; }
 
-  /// Fused weighted sum: out[c] += sum_t w[t] * x[t][c] straight from the blocks.
+  /// Fused weighted sum: out[c] += sum_t w[t] * x[t][c] straight from the blocks (sized form).
+  static void accumulate(span<const float> w, span<const std::byte> src, std::size_t tokens, std::size_t channels,
+                         span<float> out) {
+    check_elements(w.data(), w.size(), tokens, 1, 1, "w");
+    check_elements(out.data(), out.size(), tokens != 0, channels, channels, "out");
+    accumulate(w.data(), src.data(), src.size(), tokens, channels, out.data());
+  }
   static void accumulate(const float* w, const std::byte* src, std::size_t tokens, std::size_t channels, float* out) {
     accumulate(w, src, row_quantizer::encoded_bytes(tokens, channels), tokens, channels, out);
   }

@@ -42,6 +42,17 @@ inline void check_rows(const void* data, std::size_t tokens, std::size_t channel
   checked_mul(checked_mul(tokens - 1, stride) + channels, element_size);
 }
 
+/// A sized buffer of `given` elements must hold `tokens` rows of `channels`, `stride` apart.
+inline void check_elements(const void* data, std::size_t given, std::size_t tokens, std::size_t channels,
+                           std::size_t stride, const char* name) {
+  if (tokens == 0) return;
+  if (stride < channels) raisef(errc::invalid_shape, "%s row stride %zu < channels %zu", name, stride, channels);
+  const std::size_t needed = checked_mul(tokens - 1, stride) + channels;
+  if (data == nullptr) raisef(errc::null_pointer, "%s is null", name);
+  if (given < needed)
+    raisef(errc::buffer_too_small, "%s holds %zu elements, the shape needs %zu", name, given, needed);
+}
+
 inline void check_bytes(const void* data, std::size_t given, std::size_t needed, const char* name) {
   if (needed != 0 && data == nullptr) raisef(errc::null_pointer, "%s is null", name);
   if (given < needed)

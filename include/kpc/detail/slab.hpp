@@ -169,10 +169,14 @@ struct row_slab {
     }
     return ok_result();
   }
+  /// A row with a bad block is refused whole, before any of its values is written.
   template <class T>
   static slab_result decode(const std::byte* src, std::size_t tokens, std::size_t channels, T* dst, std::size_t stride) {
     for (std::size_t t = 0; t < tokens; ++t) {
-      const errc status = P::template decode_row<Block>(src + t * row_bytes(channels), channels, dst + t * stride);
+      const std::byte* row = src + t * row_bytes(channels);
+      for (std::size_t b = 0; b < channels / Block::values; ++b)
+        if (!ref::block_fields_finite<Block>(row + b * Block::bytes)) return failed(errc::corrupt_data, t);
+      const errc status = P::template decode_row<Block>(row, channels, dst + t * stride);
       if (status != errc::ok) return failed(status, t);
     }
     return ok_result();

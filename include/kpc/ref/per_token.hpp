@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <type_traits>
+
 #include "../config.hpp"
 #include "../detail/arith.hpp"
 #include "../detail/bits.hpp"
@@ -123,6 +125,16 @@ KPC_HOST_DEVICE inline errc decode_v_block(const std::byte* block, T* x) {
   if (!meta.finite) return errc::corrupt_data;
   for (int j = 0; j < format::group_values; ++j) x[j] = from_float<T>(v_value<Bits>(v_code<Bits>(block, j), meta));
   return errc::ok;
+}
+
+/// Whether a per-token block's fp16 fields are finite (what decoding it requires).
+template <class Block>
+KPC_HOST_DEVICE inline bool block_fields_finite(const std::byte* block) {
+  if (!fp16_bits_finite(detail::load_u16le(block + Block::offset_scale))) return false;
+  if constexpr (!std::is_same_v<Block, format::q4_0_block>) {
+    if constexpr (Block::has_min) return fp16_bits_finite(detail::load_u16le(block + Block::offset_min));
+  }
+  return true;
 }
 
 /// sum_j q_j * x_j over one V block: d * sum_j q_j * code_j (+ m * sum_j q_j).
