@@ -41,8 +41,10 @@ def start(build_dir, target, seconds):
         subprocess.run([os.path.join(build_dir, "tests", "kpc_fuzz_%s_seeds" % target), corpus], check=True,
                        stdout=subprocess.DEVNULL)
     print("fuzzing %s for %d s" % (target, seconds), file=sys.stderr)
+    artifacts = os.path.join(build_dir, "fuzz-artifacts-" + target)
+    os.makedirs(artifacts, exist_ok=True)
     return subprocess.Popen([os.path.join(build_dir, "tests", "kpc_fuzz_" + target), "-max_total_time=%d" % seconds,
-                             "-print_final_stats=1", "-rss_limit_mb=2048", corpus],
+                             "-print_final_stats=1", "-rss_limit_mb=2048", "-artifact_prefix=" + artifacts + "/", corpus],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

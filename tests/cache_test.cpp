@@ -1037,10 +1037,12 @@ TEST_CASE("operation sequences with injected failures: every refused operation l
         const double delta = gen() % 4 == 0 ? 1e300 * 10 : static_cast<double>(gen() % 200) - 100.0;
         code = code_of([&] { c.shift_positions(c.size() / 2, delta, {}); });
       } else if (op == 7) {  // a fork replaces the cache
+        // (keys decoded from an accepted damaged image may be beyond what an encoder takes: then
+        // copy_range refuses, and c is untouched since copy_range is const)
         const std::size_t first = c.size() == 0 ? 0 : gen() % c.size();
-        Cache fork = c.copy_range(first, c.size(), capacity);
-        for (auto& bytes : model_v) bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(first * row));
-        c = std::move(fork);
+        code = code_of([&] { c = c.copy_range(first, c.size(), capacity); });
+        if (code == kpc::errc::ok)
+          for (auto& bytes : model_v) bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(first * row));
       } else {  // save, damage a byte (CRC fixed), restore: refused and unchanged, or accepted exactly
         std::vector<std::byte> image = before;
         if (op == 8 && image.size() > 64) {
@@ -1062,7 +1064,21 @@ TEST_CASE("operation sequences with injected failures: every refused operation l
         c.decode_k(h, 0, c.size(), k.data());
         c.decode_v(h, 0, c.size(), v.data());
         c.attend(h, q, 1, {}, out);
-        CHECK(kpc_test::relative_error(out, kpc_test::reference_attention(q, 1, k, v, c.size(), dim, {})) <= 1e-5);
+        // An accepted damaged image can hold keys and values of any fp16 size, so the bound is f32
+        // rounding's: the logits' (relative to the largest logit) carried by the largest V row.
+        const std::vector<double> want = kpc_test::reference_attention(q, 1, k, v, c.size(), dim, {});
+        double top_logit = 0.0, top_value = 0.0, err = 0.0;
+        for (std::size_t t = 0; t < c.size(); ++t) {
+          double dot = 0.0, norm = 0.0;
+          for (std::size_t i = 0; i < dim; ++i) {
+            dot += static_cast<double>(q[i]) * k[t * dim + i];
+            norm += static_cast<double>(v[t * dim + i]) * v[t * dim + i];
+          }
+          top_logit = std::max(top_logit, std::abs(dot) / std::sqrt(static_cast<double>(dim)));
+          top_value = std::max(top_value, std::sqrt(norm));
+        }
+        for (std::size_t i = 0; i < dim; ++i) err += (out[i] - want[i]) * (out[i] - want[i]);
+        CHECK(std::sqrt(err) <= 1e-5 * (1.0 + top_logit) * top_value);
       }
       const std::vector<std::byte> image = c.save();
       CHECK(Cache::load(image.data(), image.size(), capacity).save() == image);

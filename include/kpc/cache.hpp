@@ -240,63 +240,7 @@ class KVCache {
   /// hold). Nothing changes on error.
   template <class T>
   void append(const T* k, std::size_t k_stride, const T* v, std::size_t v_stride, std::size_t tokens) {
-    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
-    const std::size_t width = kv_width(), dim = head_dim(), G = tile_tokens;
-    detail::check_rows(k, tokens, width, k_stride, sizeof(T), "append k");
-    detail::check_rows(v, tokens, width, v_stride, sizeof(T), "append v");
-    if (tokens == 0) return;
-    if (tokens > capacity() - size_)
-      detail::raisef(errc::buffer_too_small, "KVCache::append: %zu tokens do not fit (size %zu, capacity %zu)", tokens,
-                     size_, capacity());
-    check_finite_rows(k, k_stride, tokens, "key");
-    check_finite_rows(v, v_stride, tokens, "value");
-    const std::size_t end = size_ + tokens, open = size_ / G, filled = size_ % G, last = (end - 1) / G;
-    const std::size_t first_new_tile = filled != 0 ? open + 1 : open;
-    const std::size_t S = plan_.options.sink_tokens;
-    // Phase 1, everything that can fail, touching only unused rows and tiles, unused held-value
-    // rows and the scratch space: V rows, the centering vector, the open tile (into scratch) and
-    // the new tiles.
-    for (std::size_t h = 0; h < kv_heads(); ++h) {
-      const detail::slab_result r = encode_v_rows(v + h * dim, v_stride, tokens, row(h, size_));
-      require(r, "append", h, size_ + r.token, "values");
-    }
-    for (std::size_t h = 0; h < kv_heads(); ++h) {
-      const T* src = k + h * dim;
-      if (filled != 0) store_values(src, k_stride, std::min(G - filled, tokens), held_k(h, open) + filled * dim);
-      const float* mu = next_mu(h, src, k_stride, end);
-      if (filled != 0)
-        require(encode_k_tile(open, held_k(h, open), dim, filled + std::min(G - filled, tokens), mu, scratch(h)), "append",
-                h, open * G, "keys");
-      for (std::size_t j = first_new_tile; j <= last; ++j) {
-        const std::size_t from = j * G - size_;  // index within this call
-        require(encode_k_tile(j, src + from * k_stride, k_stride, std::min(G, tokens - from), mu, tile(h, j)), "append",
-                h, j * G, "keys");
-      }
-    }
-    // Phase 2, which cannot fail: publish the open tile and the centering vector, keep the values
-    // of the held tiles and of the sinks.
-    const std::size_t window = held_window(end);
-    for (std::size_t h = 0; h < kv_heads(); ++h) {
-      if (filled != 0) std::memcpy(tile(h, open), scratch(h), plan_.tile_bytes);
-      if (plan_.options.center_keys) std::memcpy(mu_of(h), mu_work(h), dim * sizeof(float));
-      for (std::size_t j = std::max(window, first_new_tile); j * G < end; ++j) {
-        const std::size_t from = j * G - size_;
-        store_values(k + h * dim + from * k_stride, k_stride, std::min(G, tokens - from), held_k(h, j));
-      }
-      if (holds_values()) {
-        for (std::size_t j = std::max(window, open); j * G < end; ++j) {
-          const std::size_t t0 = std::max(j * G, size_);
-          store_values(v + h * dim + (t0 - size_) * v_stride, v_stride, std::min((j + 1) * G, end) - t0,
-                       held_v(h, j) + (t0 - j * G) * dim);
-        }
-      }
-      for (std::size_t t = size_; t < std::min(end, S); ++t) {
-        store_values(k + h * dim + (t - size_) * k_stride, k_stride, 1, sink_k(h) + t * dim);
-        store_values(v + h * dim + (t - size_) * v_stride, v_stride, 1, sink_v(h) + t * dim);
-      }
-    }
-    originals_from_ = std::max(originals_from_, window * G);
-    size_ = end;
+    append_tokens(k, k_stride, v, v_stride, tokens, nullptr, 0);
   }
 
   /// Keeps the first n tokens (speculative-decoding rollback). Exact for n >= originals_from()
@@ -406,7 +350,8 @@ class KVCache {
   /// byte; so are K tiles when first % G == 0 (and first = 0 with sinks), except the new open
   /// tile, which is re-encoded from the held or decoded values of its tokens; from any other start
   /// the range's keys (held, or decoded) are encoded anew, as an append of them would. Errors:
-  /// out_of_range (bad range), buffer_too_small (capacity < range).
+  /// out_of_range (bad range, or keys re-encoded from a damaged image the encoder cannot hold),
+  /// buffer_too_small (capacity < range).
   KVCache copy_range(std::size_t first, std::size_t last, std::size_t capacity = 0) const {
     if (first > last || last > size_)
       detail::raisef(errc::out_of_range, "KVCache::copy_range: [%zu, %zu) is not within [0, %zu)", first, last, size_);
@@ -420,9 +365,7 @@ class KVCache {
         read_values(h, first, n, k_rows.data() + h * dim, kv_width(), true, true);
         read_values(h, first, n, v_rows.data() + h * dim, kv_width(), false, true);
       }
-      out.append(k_rows.data(), v_rows.data(), n);
-      for (std::size_t h = 0; h < kv_heads() && n != 0; ++h)  // a token's V row depends on it alone
-        std::memcpy(out.row(h, 0), row(h, first), n * plan_.row_bytes);
+      out.append_tokens(k_rows.data(), kv_width(), v_rows.data(), kv_width(), n, this, first);  // a V row depends on its token alone
       return out;
     }
     const std::size_t copied_tiles = n / G;
@@ -890,6 +833,74 @@ class KVCache {
         if (!std::isfinite(to_float(rows[t * stride + i])))
           detail::raisef(errc::non_finite, "KVCache::append: the %s of head %zu at cache position %zu, channel %zu, is NaN or Inf",
                          what, i / head_dim(), size_ + t, i % head_dim());
+  }
+  /// append's body. With v_rows_from, the V rows are that cache's rows from v_first, copied byte
+  /// for byte (v still supplies the held values and the sinks): a fork's rows stay exact and never
+  /// go through an encoder that could refuse them.
+  template <class T>
+  void append_tokens(const T* k, std::size_t k_stride, const T* v, std::size_t v_stride, std::size_t tokens,
+                     const KVCache* v_rows_from, std::size_t v_first) {
+    static_assert(detail::is_element<T>, "kpc: elements are float or kpc::half");
+    const std::size_t width = kv_width(), dim = head_dim(), G = tile_tokens;
+    detail::check_rows(k, tokens, width, k_stride, sizeof(T), "append k");
+    detail::check_rows(v, tokens, width, v_stride, sizeof(T), "append v");
+    if (tokens == 0) return;
+    if (tokens > capacity() - size_)
+      detail::raisef(errc::buffer_too_small, "KVCache::append: %zu tokens do not fit (size %zu, capacity %zu)", tokens,
+                     size_, capacity());
+    check_finite_rows(k, k_stride, tokens, "key");
+    check_finite_rows(v, v_stride, tokens, "value");
+    const std::size_t end = size_ + tokens, open = size_ / G, filled = size_ % G, last = (end - 1) / G;
+    const std::size_t first_new_tile = filled != 0 ? open + 1 : open;
+    const std::size_t S = plan_.options.sink_tokens;
+    // Phase 1, everything that can fail, touching only unused rows and tiles, unused held-value
+    // rows and the scratch space: V rows, the centering vector, the open tile (into scratch) and
+    // the new tiles.
+    for (std::size_t h = 0; h < kv_heads(); ++h) {
+      if (v_rows_from != nullptr) {
+        std::memcpy(row(h, size_), v_rows_from->row(h, v_first), tokens * plan_.row_bytes);
+        continue;
+      }
+      const detail::slab_result r = encode_v_rows(v + h * dim, v_stride, tokens, row(h, size_));
+      require(r, "append", h, size_ + r.token, "values");
+    }
+    for (std::size_t h = 0; h < kv_heads(); ++h) {
+      const T* src = k + h * dim;
+      if (filled != 0) store_values(src, k_stride, std::min(G - filled, tokens), held_k(h, open) + filled * dim);
+      const float* mu = next_mu(h, src, k_stride, end);
+      if (filled != 0)
+        require(encode_k_tile(open, held_k(h, open), dim, filled + std::min(G - filled, tokens), mu, scratch(h)), "append",
+                h, open * G, "keys");
+      for (std::size_t j = first_new_tile; j <= last; ++j) {
+        const std::size_t from = j * G - size_;  // index within this call
+        require(encode_k_tile(j, src + from * k_stride, k_stride, std::min(G, tokens - from), mu, tile(h, j)), "append",
+                h, j * G, "keys");
+      }
+    }
+    // Phase 2, which cannot fail: publish the open tile and the centering vector, keep the values
+    // of the held tiles and of the sinks.
+    const std::size_t window = held_window(end);
+    for (std::size_t h = 0; h < kv_heads(); ++h) {
+      if (filled != 0) std::memcpy(tile(h, open), scratch(h), plan_.tile_bytes);
+      if (plan_.options.center_keys) std::memcpy(mu_of(h), mu_work(h), dim * sizeof(float));
+      for (std::size_t j = std::max(window, first_new_tile); j * G < end; ++j) {
+        const std::size_t from = j * G - size_;
+        store_values(k + h * dim + from * k_stride, k_stride, std::min(G, tokens - from), held_k(h, j));
+      }
+      if (holds_values()) {
+        for (std::size_t j = std::max(window, open); j * G < end; ++j) {
+          const std::size_t t0 = std::max(j * G, size_);
+          store_values(v + h * dim + (t0 - size_) * v_stride, v_stride, std::min((j + 1) * G, end) - t0,
+                       held_v(h, j) + (t0 - j * G) * dim);
+        }
+      }
+      for (std::size_t t = size_; t < std::min(end, S); ++t) {
+        store_values(k + h * dim + (t - size_) * k_stride, k_stride, 1, sink_k(h) + t * dim);
+        store_values(v + h * dim + (t - size_) * v_stride, v_stride, 1, sink_v(h) + t * dim);
+      }
+    }
+    originals_from_ = std::max(originals_from_, window * G);
+    size_ = end;
   }
   template <class T>
   void append_checked(span<const T> k, std::size_t k_stride, span<const T> v, std::size_t v_stride, std::size_t tokens) {
