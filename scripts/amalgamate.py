@@ -10,7 +10,7 @@ once per conditional scope: once at the top level, and once more inside an #if t
 (kpc's SIMD kernels, which exist only when xsimd is found) unless the top level already has it;
 include guards keep a second copy from compiling twice, so the single header behaves as the tree
 does for any set of macros.
-Run-time dispatch units (kpc/simd/dispatch_unit.hpp, compiled once per instruction set) are not
+Run-time dispatch units (kpc/backend/dispatch_unit.hpp, compiled once per instruction set) are not
 part of it: the single header runs the kernels of the instruction set it is compiled for.
 """
 import argparse

@@ -15,7 +15,6 @@
 
 #include "backend.hpp"
 #include "config.hpp"
-#include "detail/checks.hpp"
 #include "error.hpp"
 
 KPC_BEGIN_NAMESPACE
@@ -42,8 +41,8 @@ inline constexpr std::size_t attention_heads_per_pass = 16;
 template <class Format, class = void>
 struct tokens_per_unit : std::integral_constant<std::size_t, 1> {};
 template <class Format>
-struct tokens_per_unit<Format, std::void_t<decltype(Format::tile_tokens)>>
-    : std::integral_constant<std::size_t, static_cast<std::size_t>(Format::tile_tokens)> {};
+struct tokens_per_unit<Format, std::void_t<typename Format::format>>
+    : std::integral_constant<std::size_t, Format::format::unit_tokens> {};
 
 inline void check_finite(const float* values, std::size_t count, const char* name) {
   for (std::size_t i = 0; i < count; ++i)
@@ -183,8 +182,7 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
                       const std::byte* v, std::size_t v_bytes, std::size_t tokens, std::size_t head_dim,
                       const attention_params& params, float* out) {
   constexpr std::size_t chunk = detail::attention_chunk;
-  static_assert(chunk % detail::tokens_per_unit<KFormat>::value == 0 &&
-                    chunk % detail::tokens_per_unit<VFormat>::value == 0,
+  static_assert(chunk % detail::tokens_per_unit<KFormat>::value == 0 && chunk % detail::tokens_per_unit<VFormat>::value == 0,
                 "kpc::decode_attention: a format's unit must divide the 256-token step");
   if (group == 0) detail::raisef(errc::invalid_shape, "decode_attention: group must be >= 1");
   const std::size_t k_needed = KFormat::encoded_bytes(tokens, head_dim);  // both shapes before any size

@@ -16,9 +16,8 @@
 
 #include "attention.hpp"
 #include "config.hpp"
-#include "detail/checks.hpp"
-#include "detail/crc32.hpp"
 #include "error.hpp"
+#include "detail/crc32.hpp"
 #include "format.hpp"
 #include "half.hpp"
 #include "quantizer.hpp"
@@ -74,24 +73,6 @@ struct cache_options {
 };
 
 namespace detail {
-
-template <class Layout>
-struct layout_code;  // the container's byte for each layout tag
-template <int G>
-struct layout_code<PerChannel<G>> : std::integral_constant<int, 1> {};
-template <int B>
-struct layout_code<PerToken<B>> : std::integral_constant<int, 2> {};
-template <int B>
-struct layout_code<PerTokenSymmetric<B>> : std::integral_constant<int, 3> {};
-
-template <class Layout>
-struct layout_unit;  // G for K tiles, B for V blocks
-template <int G>
-struct layout_unit<PerChannel<G>> : std::integral_constant<int, G> {};
-template <int B>
-struct layout_unit<PerToken<B>> : std::integral_constant<int, B> {};
-template <int B>
-struct layout_unit<PerTokenSymmetric<B>> : std::integral_constant<int, B> {};
 
 /// Little-endian fields of the container, written byte by byte (host byte order does not matter).
 inline void put_le(std::byte* dst, std::uint64_t value, int bytes) {
@@ -164,11 +145,10 @@ inline float dot(const float* a, const float* b, std::size_t n) {
 /// members may run concurrently.
 template <class KFormat, class VFormat>
 class KVCache {
-  using k_layout = typename KFormat::layout;
-  using v_layout = typename VFormat::layout;
-  static_assert(detail::layout_code<k_layout>::value == 1, "kpc::KVCache: K must use a PerChannel<G> layout");
-  static_assert(detail::layout_code<v_layout>::value != 1,
-                "kpc::KVCache: V must use a per-token layout (PerToken<32> or PerTokenSymmetric<32>)");
+  using k_desc = typename KFormat::format;  // the formats' descriptors (format.hpp)
+  using v_desc = typename VFormat::format;
+  static_assert(!k_desc::per_token, "kpc::KVCache: K must use a PerChannel<G> layout");
+  static_assert(v_desc::per_token, "kpc::KVCache: V must use a per-token layout (PerToken<32> or PerTokenSymmetric<32>)");
   using container = detail::cache_container;
   using v_block = typename VFormat::block;
 
@@ -545,11 +525,11 @@ class KVCache {
     put(header, container::at_version, container::version, 2);
     put(header, container::at_format_version, KPC_FORMAT_VERSION, 2);
     put(header, container::at_k_bits, KFormat::bits, 1);
-    put(header, container::at_k_layout, detail::layout_code<k_layout>::value, 1);
+    put(header, container::at_k_layout, k_desc::container_layout, 1);
     put(header, container::at_k_group, tile_tokens, 2);
     put(header, container::at_v_bits, VFormat::bits, 1);
-    put(header, container::at_v_layout, detail::layout_code<v_layout>::value, 1);
-    put(header, container::at_v_block, detail::layout_unit<v_layout>::value, 2);
+    put(header, container::at_v_layout, v_desc::container_layout, 1);
+    put(header, container::at_v_block, v_desc::container_unit, 2);
     put(header, container::at_kv_heads, kv_heads(), 4);
     put(header, container::at_head_dim, head_dim(), 4);
     put(header, container::at_sink_tokens, plan_.options.sink_tokens, 1);
@@ -730,9 +710,9 @@ class KVCache {
     if (kv_heads == 0 || head_dim == 0 || kv_heads > format::max_channels / head_dim)
       detail::raisef(errc::invalid_shape, "KVCache: kv_heads %zu x head_dim %zu must be in [1, %zu] channels", kv_heads,
                      head_dim, format::max_channels);
-    if (head_dim % detail::layout_unit<v_layout>::value != 0)
+    if (head_dim % v_desc::container_unit != 0)
       detail::raisef(errc::invalid_shape, "KVCache: head_dim %zu must be a multiple of %d (V's blocks)", head_dim,
-                     detail::layout_unit<v_layout>::value);
+                     v_desc::container_unit);
     check_options(options);
     plan p;
     p.kv_heads = kv_heads;
@@ -1159,9 +1139,9 @@ class KVCache {
     const std::uint64_t formats[6] = {get(data, container::at_k_bits, 1), get(data, container::at_k_layout, 1),
                                       get(data, container::at_k_group, 2), get(data, container::at_v_bits, 1),
                                       get(data, container::at_v_layout, 1), get(data, container::at_v_block, 2)};
-    const std::uint64_t expected[6] = {KFormat::bits, detail::layout_code<k_layout>::value, tile_tokens,
-                                       VFormat::bits, detail::layout_code<v_layout>::value,
-                                       detail::layout_unit<v_layout>::value};
+    const std::uint64_t expected[6] = {KFormat::bits, k_desc::container_layout, tile_tokens,
+                                       VFormat::bits, v_desc::container_layout,
+                                       v_desc::container_unit};
     if (!std::equal(formats, formats + 6, expected))
       detail::raise(errc::invalid_shape, "KVCache: the image holds " + format_words(formats) + " caches, this cache is " +
                                              format_words(expected));
@@ -1180,7 +1160,7 @@ class KVCache {
     const std::uint64_t tokens = get(data, container::at_tokens, 8);
     const std::uint64_t originals_from = get(data, container::at_originals_from, 8);
     if (kv_heads == 0 || head_dim == 0 || kv_heads > format::max_channels / head_dim ||
-        head_dim % detail::layout_unit<v_layout>::value != 0)
+        head_dim % v_desc::container_unit != 0)
       corrupt("kv_heads " + std::to_string(kv_heads) + " x head_dim " + std::to_string(head_dim) + " is not a shape");
     const std::uint64_t G = tile_tokens, tiles = tokens / G + (tokens % G != 0), open = tokens / G;
     const std::uint64_t back = std::max<std::uint64_t>(1, options.recent_tiles);  // slots - 1
@@ -1189,7 +1169,7 @@ class KVCache {
               " tokens");
     // Expected payload, in 64-bit arithmetic bounded by the input size (every token costs bytes).
     const std::uint64_t width = kv_heads * head_dim;
-    const std::uint64_t row_bytes = width / detail::layout_unit<v_layout>::value * VFormat::row_bytes(32);
+    const std::uint64_t row_bytes = width / v_desc::container_unit * VFormat::row_bytes(32);
     const std::uint64_t tile_bytes = kv_heads * KFormat::tile_bytes(static_cast<std::size_t>(head_dim));
     if (tokens > size / row_bytes) corrupt("truncated: " + std::to_string(tokens) + " tokens need more than " +
                                            std::to_string(size) + " bytes");

@@ -17,25 +17,77 @@
 // Version of the stored byte formats (docs/FORMAT.md). Bumped only when bytes change.
 #define KPC_FORMAT_VERSION 1
 
+#define KPC_DETAIL_PASTE2_(a, b) a##b
+#define KPC_DETAIL_PASTE2(a, b) KPC_DETAIL_PASTE2_(a, b)
 #define KPC_DETAIL_PASTE4(a, b, c, d) a##b##c##d
-#define KPC_DETAIL_PASTE5(a, b, c, d, e) a##b##c##d##e
-#define KPC_DETAIL_ABI(major, minor, suffix) KPC_DETAIL_PASTE5(v, major, _, minor, suffix)
-#define KPC_DETAIL_KERNELS_ABI(major, minor) KPC_DETAIL_PASTE4(kpc_kernels_v, major, _, minor)
-// Everything lives in an inline namespace named after major.minor, so two engines that bundle
-// different kpc versions can be linked into one program without ODR clashes. A run-time dispatch
-// unit (simd/dispatch_unit.hpp) sets KPC_ABI_SUFFIX (e.g. _avx2) and so compiles all of kpc for
-// one instruction set in a namespace of its own: no inline function built with AVX2 flags can
-// stand in for the baseline one at link time.
-#ifndef KPC_ABI_SUFFIX
-#define KPC_ABI_SUFFIX
+#define KPC_DETAIL_VERSIONED(prefix, major, minor) KPC_DETAIL_PASTE4(prefix, major, _, minor)
+
+// The code generation flags of this translation unit, as a name: the highest x86 extension its
+// flags enable (plus FMA and F16C, which come separately), NEON on ARM, or generic. Two
+// translation units built with different -m flags get different names.
+#if defined(__CUDACC__)
+// nvcc's host and device passes must agree on every name; .cu files share one namespace.
+#define KPC_DETAIL_ARCH_BASE nvcc  // (not `cuda`: kpc::cuda is the CUDA code's public namespace)
+#elif defined(__AVX512BW__)
+#define KPC_DETAIL_ARCH_BASE avx512bw
+#elif defined(__AVX512F__)
+#define KPC_DETAIL_ARCH_BASE avx512f
+#elif defined(__AVX2__)
+#define KPC_DETAIL_ARCH_BASE avx2
+#elif defined(__AVX__)
+#define KPC_DETAIL_ARCH_BASE avx
+#elif defined(__SSE4_2__)
+#define KPC_DETAIL_ARCH_BASE sse4_2
+#elif defined(__SSE4_1__)
+#define KPC_DETAIL_ARCH_BASE sse4_1
+#elif defined(__SSSE3__)
+#define KPC_DETAIL_ARCH_BASE ssse3
+#elif defined(__SSE3__)
+#define KPC_DETAIL_ARCH_BASE sse3
+#elif defined(__SSE2__) || defined(_M_X64)
+#define KPC_DETAIL_ARCH_BASE sse2
+#elif defined(__ARM_FEATURE_DOTPROD) && (defined(__ARM_NEON) || defined(__aarch64__))
+#define KPC_DETAIL_ARCH_BASE neon_dotprod
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define KPC_DETAIL_ARCH_BASE neon
+#else
+#define KPC_DETAIL_ARCH_BASE generic
 #endif
-#define KPC_ABI_NAMESPACE KPC_DETAIL_ABI(KPC_VERSION_MAJOR, KPC_VERSION_MINOR, KPC_ABI_SUFFIX)
+#if defined(__FMA__) && !defined(__CUDACC__)
+#define KPC_DETAIL_ARCH_FMA KPC_DETAIL_PASTE2(KPC_DETAIL_ARCH_BASE, _fma)
+#else
+#define KPC_DETAIL_ARCH_FMA KPC_DETAIL_ARCH_BASE
+#endif
+#if defined(__F16C__) && !defined(__CUDACC__)
+#define KPC_ARCH_NAMESPACE KPC_DETAIL_PASTE2(KPC_DETAIL_ARCH_FMA, _f16c)
+#else
+#define KPC_ARCH_NAMESPACE KPC_DETAIL_ARCH_FMA
+#endif
+
+// Namespaces. Everything lives in kpc::v<major>_<minor> (inline), so two engines that bundle
+// different kpc versions link into one program. Within it, all code (every inline function,
+// every class template's members) lives in an inline namespace named after this translation
+// unit's flags (KPC_ARCH_NAMESPACE, e.g. kpc::v0_1::avx2_fma_f16c): the linker, which keeps one
+// copy of each inline function, can never hand a baseline translation unit a copy compiled with
+// -mavx2. Only the few types that must cross between such units are shared (KPC_BEGIN_SHARED_
+// NAMESPACE: kpc::errc, kpc::error, kpc::isa), and they hold no code that depends on the flags.
+// Other kpc types (Quantizer, KVCache, half, ...) are distinct types in units built with
+// different flags: pass them only between units with the same flags (or use the dispatch units).
+#define KPC_ABI_NAMESPACE KPC_DETAIL_VERSIONED(v, KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
 // The kernel tables that cross between those namespaces use this fixed, versioned namespace.
-#define KPC_KERNELS_ABI KPC_DETAIL_KERNELS_ABI(KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
-#define KPC_BEGIN_NAMESPACE \
-  namespace kpc {           \
+#define KPC_KERNELS_ABI KPC_DETAIL_VERSIONED(kpc_kernels_v, KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
+#define KPC_BEGIN_SHARED_NAMESPACE \
+  namespace kpc {                  \
   inline namespace KPC_ABI_NAMESPACE {
+#define KPC_END_SHARED_NAMESPACE \
+  }                              \
+  }
+#define KPC_BEGIN_NAMESPACE           \
+  namespace kpc {                     \
+  inline namespace KPC_ABI_NAMESPACE { \
+  inline namespace KPC_ARCH_NAMESPACE {
 #define KPC_END_NAMESPACE \
+  }                       \
   }                       \
   }
 

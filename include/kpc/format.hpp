@@ -106,6 +106,88 @@ static_assert(k_tile<2, 128>::channel_code_bytes == 32);
 static_assert(v_block<4>::bytes == 20 && v_block<8>::bytes == 34 && v_block<3>::bytes == 16);
 static_assert(q4_0_block::bytes == 18);
 
+// ---- format descriptors ---------------------------------------------------------------------
+// One per stored format, with what every layer derives from it: the unit a slab is made of (a K
+// tile of G tokens, or one token's row of 32-value blocks) and its bytes, the channel counts it
+// takes, and its codes in the KVCache container. `all` lists them; a kernel table holds one entry
+// per element, in that order (kpc/backend/). Adding a format: a descriptor here, in `all`, and its
+// kernels (ref/, simd/).
+
+/// K per channel: tiles of G tokens x all channels.
+template <int Bits, int G>
+struct k_tiles {
+  using tile = k_tile<Bits, G>;
+  static constexpr int bits = Bits;
+  static constexpr bool per_token = false;
+  static constexpr std::size_t unit_tokens = G;
+  static constexpr std::size_t channel_multiple = 1;
+  static constexpr int container_layout = 1;  ///< the KVCache container's layout byte
+  static constexpr int container_unit = G;    ///< and its unit byte
+  static constexpr const char* unit_name = "K tile";
+  KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) { return tile::bytes(channels); }
+};
+
+/// Per-token rows of 32-value blocks (Block: v_block<Bits>, q4_0_block).
+template <class Block, int ContainerLayout>
+struct block_rows {
+  using block = Block;
+  static constexpr int bits = Block::bits;
+  static constexpr bool per_token = true;
+  static constexpr std::size_t unit_tokens = 1;
+  static constexpr std::size_t channel_multiple = Block::values;
+  static constexpr int container_layout = ContainerLayout;
+  static constexpr int container_unit = Block::values;
+  static constexpr const char* unit_name = "block row";
+  KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) {
+    return channels / Block::values * Block::bytes;
+  }
+};
+template <int Bits>
+using v_rows = block_rows<v_block<Bits>, 2>;
+using q4_0_rows = block_rows<q4_0_block, 3>;
+
+template <class... Formats>
+struct list {
+  static constexpr std::size_t size = sizeof...(Formats);
+};
+
+/// Every format kpc compiles kernels for.
+using all = list<k_tiles<4, 32>, k_tiles<4, 64>, k_tiles<4, 128>, k_tiles<3, 32>, k_tiles<3, 64>, k_tiles<3, 128>,
+                 k_tiles<2, 32>, k_tiles<2, 64>, k_tiles<2, 128>, v_rows<8>, v_rows<4>, v_rows<3>, q4_0_rows>;
+
+/// The position of Format in a list (a compile error when it is not there).
+template <class Format, class List>
+struct index_of;
+template <class Format, class... Rest>
+struct index_of<Format, list<Format, Rest...>> {
+  static constexpr std::size_t value = 0;
+};
+template <class Format, class First, class... Rest>
+struct index_of<Format, list<First, Rest...>> {
+  static constexpr std::size_t value = 1 + index_of<Format, list<Rest...>>::value;
+};
+template <class Format>
+struct index_of<Format, list<>> {
+  static_assert(sizeof(Format) == 0, "kpc: this format is not in format::all");
+};
+
+/// The descriptor of the format Quantizer<Bits, Layout> reads and writes.
+template <int Bits, class Layout>
+struct of;
+template <int Bits, int G>
+struct of<Bits, PerChannel<G>> {
+  using type = k_tiles<Bits, G>;
+};
+template <int Bits, int B>
+struct of<Bits, PerToken<B>> {
+  using type = v_rows<Bits>;
+};
+template <int Bits, int B>
+struct of<Bits, PerTokenSymmetric<B>> {
+  static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
+  using type = q4_0_rows;
+};
+
 /// Bit order inside a packed group of 32 codes, the format's definition: code j occupies bits
 /// [code_bit(j), code_bit(j) + Bits) of the group read as one little-endian bit string.
 ///   4 bits: code j in byte j % 16, low nibble for j < 16, high nibble for j >= 16 (ggml q4_0/q4_1);

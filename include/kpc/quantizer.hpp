@@ -9,7 +9,6 @@
 #include <utility>
 
 #include "config.hpp"
-#include "detail/checks.hpp"
 #include "error.hpp"
 #include "format.hpp"
 #include "half.hpp"
@@ -25,56 +24,32 @@ inline constexpr bool is_element = std::is_same_v<T, float> || std::is_same_v<T,
 template <class>
 inline constexpr bool always_false = false;
 
-/// A slab is a sequence of units of equal size: K tiles of G tokens, or one token's row of V
-/// blocks. A Units policy says how big a unit is, which slab loop runs a provider's kernels over
-/// it, and which kernel_table entry serves the format in a dispatch unit.
-template <int Bits, int G>
-struct k_tile_units {
-  static constexpr std::size_t tokens = G;
-  static constexpr std::size_t channel_multiple = 1;
-  static constexpr const char* name = "K tile";
-  static std::size_t bytes(std::size_t channels) { return format::k_tile<Bits, G>::bytes(channels); }
-  template <class Provider>
-  using slab = k_slab<Provider, Bits, G>;
-  static const format_kernels& kernels(const kernel_table& table) {
-    return table.k[Bits == 4 ? 0 : Bits == 3 ? 1 : 2][G == 32 ? 0 : G == 64 ? 1 : 2];
-  }
-};
-
-template <class Block>
-struct block_row_units {
-  static constexpr std::size_t tokens = 1;
-  static constexpr std::size_t channel_multiple = format::group_values;
-  static constexpr const char* name = "block row";
-  static std::size_t bytes(std::size_t channels) { return channels / format::group_values * Block::bytes; }
-  template <class Provider>
-  using slab = row_slab<Provider, Block>;
-  static const format_kernels& kernels(const kernel_table& table) {
-    if constexpr (std::is_same_v<Block, format::q4_0_block>) return table.q4_0;
-    else return table.v[Block::bits == 8 ? 0 : Block::bits == 4 ? 1 : 2];
-  }
-};
-
-/// The public operations of every format, written once over a Units policy. Long forms put each
-/// buffer's extent right after it; short forms take contiguous rows and trust the buffer sizes.
-template <class Units>
+/// The public operations of every format, written once over its descriptor (format.hpp): a slab
+/// is a sequence of the format's units (K tiles of G tokens, or one token's row of V blocks).
+/// Long forms put each buffer's extent right after it; short forms take contiguous rows and
+/// trust the buffer sizes.
+template <class Format>
 class slab_quantizer {
  protected:
   static constexpr std::size_t units(std::size_t tokens) {
-    return tokens / Units::tokens + (tokens % Units::tokens != 0);
+    return tokens / Format::unit_tokens + (tokens % Format::unit_tokens != 0);
   }
-  /// f(ops) on the active backend's kernels of this format (backend.hpp).
+  /// f(ops) on the active backend's kernels of this format (backend/select.hpp).
   template <class F>
   static decltype(auto) run(F&& f) {
-    return with_format_kernels<Units>(std::forward<F>(f));
+    return with_format_kernels<Format>(std::forward<F>(f));
   }
-  static void report(slab_result result) { check_status(static_cast<errc>(result.status), Units::name, result.token); }
+  static void report(slab_result result) {
+    check_status(static_cast<errc>(result.status), Format::unit_name, result.token);
+  }
   static std::size_t unit_bytes(std::size_t channels) {
-    check_channels(channels, Units::channel_multiple);
-    return Units::bytes(channels);
+    check_channels(channels, Format::channel_multiple);
+    return Format::unit_bytes(channels);
   }
 
  public:
+  using format = Format;  ///< the format's descriptor (kpc/format.hpp)
+
   /// Bytes for a [tokens][channels] slab.
   static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) {
     return checked_mul(units(tokens), unit_bytes(channels));
@@ -187,8 +162,10 @@ class slab_quantizer {
 };
 
 /// Per-token formats: independent blocks of 32 channels; channels must be a multiple of 32.
-template <class Block>
-class row_quantizer : public slab_quantizer<block_row_units<Block>> {
+template <class Format>
+class row_quantizer : public slab_quantizer<Format> {
+  using Block = typename Format::block;
+
  public:
   using block = Block;  ///< the 32-value block's layout (kpc/format.hpp)
   /// Bytes of one token's row: channels / 32 blocks.
@@ -244,7 +221,7 @@ class Quantizer {
 /// The last tile may be partial: its statistics come from the tokens present, and it occupies a
 /// whole tile's bytes (absent tokens' codes are 0), so a growing cache never moves a tile.
 template <int Bits, int G>
-class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<detail::k_tile_units<Bits, G>> {
+class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<typename format::of<Bits, PerChannel<G>>::type> {
   static_assert(sizeof(PerChannel<G>) != 0);  // instantiates the tag, whose static_assert checks G
 
  public:
@@ -263,7 +240,7 @@ class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<detail::k_t
 
 /// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
 template <int Bits, int B>
-class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<format::v_block<Bits>> {
+class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<typename format::of<Bits, PerToken<B>>::type> {
   static_assert(sizeof(PerToken<B>) != 0);  // instantiates the tag, whose static_assert checks B
 
  public:
@@ -273,9 +250,8 @@ class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<format::v_bloc
 
 /// The q4_0 baseline (ggml bytes): the per-token symmetric format engines use today.
 template <int Bits, int B>
-class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<format::q4_0_block> {
+class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<typename format::of<Bits, PerTokenSymmetric<B>>::type> {
   static_assert(sizeof(PerTokenSymmetric<B>) != 0);  // instantiates the tag, whose static_assert checks B
-  static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
 
  public:
   using layout = PerTokenSymmetric<B>;

@@ -9,7 +9,6 @@
 #include <cstddef>
 
 #include "config.hpp"
-#include "detail/checks.hpp"
 #include "error.hpp"
 
 KPC_BEGIN_NAMESPACE

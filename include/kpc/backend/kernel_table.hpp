@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: MIT
 // The kernel table: every format's slab operations for one backend (scalar reference, xsimd for
-// one instruction set). Only fundamental types cross it, and it lives in a fixed namespace, so
-// tables built in differently compiled units (simd/dispatch_unit.hpp) can be exchanged.
-#ifndef KPC_DETAIL_KERNEL_TABLE_HPP
-#define KPC_DETAIL_KERNEL_TABLE_HPP
+// one instruction set), one entry per format::all element. Only fundamental types cross it, and
+// it lives in a fixed namespace, so tables built in differently compiled units
+// (backend/dispatch_unit.hpp) can be exchanged.
+#ifndef KPC_BACKEND_KERNEL_TABLE_HPP
+#define KPC_BACKEND_KERNEL_TABLE_HPP
 
 #include <cstddef>
 #include <cstdint>
 
 #include "../config.hpp"
+#include "../format.hpp"
+#include "../isa.hpp"
 
 namespace KPC_KERNELS_ABI {
 
@@ -49,25 +52,20 @@ struct softmax_kernels {
   float (*exp_sum)(float* x, std::size_t n, float shift);    ///< x = exp(x - shift); returns sum(x)
 };
 
-/// Backend levels, in order of preference on one machine.
-enum isa_level : int { isa_scalar = 0, isa_sse2, isa_sse4_2, isa_avx, isa_avx2, isa_avx512, isa_neon };
-
 struct kernel_table {
-  int isa;                          ///< an isa_level
-  format_kernels k[3][3];           ///< per-channel K: [Bits 4, 3, 2][G 32, 64, 128]
-  format_kernels v[3];              ///< per-token V: [Bits 8, 4, 3]
-  format_kernels q4_0;              ///< the baseline
+  int isa;                                         ///< a kpc::isa value
+  format_kernels formats[kpc::format::all::size];  ///< in format::all's order
   softmax_kernels softmax;
 };
 
-/// Tables of run-time dispatch units (defined by simd/dispatch_unit.hpp when that unit is built).
-/// The baseline unit (KPC_PRECOMPILED_KERNELS) holds the scalar reference and the SIMD kernels of
-/// the flags it was built with (null when those are scalar).
-const kernel_table* unit_table_scalar();
+/// Tables of run-time dispatch units (defined by backend/dispatch_unit.hpp when that unit is
+/// built): unit_table_<isa>() for each instruction set of kpc/isa.hpp that has a unit. The baseline
+/// unit (KPC_PRECOMPILED_KERNELS) holds the scalar reference and the SIMD kernels of the flags it
+/// was built with (null when those are scalar).
+#define KPC_DETAIL_DECLARE_UNIT_TABLE(name, label, cpu, arch, flags) const kernel_table* unit_table_##name();
+KPC_ISA_LIST(KPC_DETAIL_DECLARE_UNIT_TABLE)
+#undef KPC_DETAIL_DECLARE_UNIT_TABLE
 const kernel_table* unit_table_baseline();
-const kernel_table* unit_table_sse4_2();
-const kernel_table* unit_table_avx2();
-const kernel_table* unit_table_avx512();
 
 }  // namespace KPC_KERNELS_ABI
 
@@ -78,13 +76,7 @@ using KPC_KERNELS_ABI::format_kernels;
 using KPC_KERNELS_ABI::kernel_table;
 using KPC_KERNELS_ABI::slab_result;
 using KPC_KERNELS_ABI::softmax_kernels;
-
-// The slab loops (detail/slab.hpp), declared here for code that names them without running them.
-template <class Provider, int Bits, int G>
-struct k_slab;
-template <class Provider, class Block>
-struct row_slab;
 }  // namespace detail
 KPC_END_NAMESPACE
 
-#endif  // KPC_DETAIL_KERNEL_TABLE_HPP
+#endif  // KPC_BACKEND_KERNEL_TABLE_HPP

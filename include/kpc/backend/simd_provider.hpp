@@ -1,17 +1,18 @@
 // SPDX-License-Identifier: MIT
-// The xsimd backend as a kernel provider for detail/slab.hpp, and its kernel_table.
-#ifndef KPC_SIMD_KERNELS_HPP
-#define KPC_SIMD_KERNELS_HPP
+// The xsimd kernels (kpc/simd/) as a kernel provider for backend/slab.hpp, and their kernel_table.
+#ifndef KPC_BACKEND_SIMD_PROVIDER_HPP
+#define KPC_BACKEND_SIMD_PROVIDER_HPP
 
 #include <cstddef>
 #include <type_traits>
 
-#include "../detail/kernel_table.hpp"
-#include "../detail/slab.hpp"
-#include "arch.hpp"
-#include "per_channel.hpp"
-#include "per_token.hpp"
-#include "softmax.hpp"
+#include "../isa.hpp"
+#include "../simd/arch.hpp"
+#include "../simd/per_channel.hpp"
+#include "../simd/per_token.hpp"
+#include "../simd/softmax.hpp"
+#include "kernel_table.hpp"
+#include "slab.hpp"
 
 KPC_BEGIN_NAMESPACE
 namespace simd {
@@ -67,17 +68,17 @@ struct provider {
   }
 };
 
-/// The kernel_table level of an xsimd arch (xsimd archs inherit from the ones they extend).
+/// The kpc::isa level of an xsimd arch: the last level in kpc/isa.hpp's list whose xsimd arch A
+/// derives from (xsimd archs inherit from the ones they extend).
 template <class A>
-constexpr int isa_of() {
-  using namespace KPC_KERNELS_ABI;
-  if constexpr (std::is_base_of_v<xsimd::avx512f, A>) return isa_avx512;
-  else if constexpr (std::is_base_of_v<xsimd::avx2, A>) return isa_avx2;
-  else if constexpr (std::is_base_of_v<xsimd::avx, A>) return isa_avx;
-  else if constexpr (std::is_base_of_v<xsimd::sse4_1, A>) return isa_sse4_2;
-  else if constexpr (std::is_base_of_v<xsimd::sse2, A>) return isa_sse2;
-  else if constexpr (std::is_base_of_v<xsimd::neon, A>) return isa_neon;
-  else return isa_scalar;
+constexpr isa isa_of() {
+  isa level = isa::scalar;
+#define KPC_DETAIL_ISA_OF(name, label, cpu, arch, flags) \
+  if constexpr (!std::is_void_v<arch>)                  \
+    if (std::is_base_of_v<arch, A>) level = isa::name;
+  KPC_ISA_LIST(KPC_DETAIL_ISA_OF)
+#undef KPC_DETAIL_ISA_OF
+  return level;
 }
 
 /// The table of arch A (one per arch and translation-unit namespace).
@@ -90,11 +91,11 @@ const detail::kernel_table& table() {
 /// The table for what this translation unit was compiled for, or null when that is no SIMD at all.
 template <class A>
 const detail::kernel_table* compile_time_table() {
-  if constexpr (isa_of<A>() == KPC_KERNELS_ABI::isa_scalar) return nullptr;
+  if constexpr (isa_of<A>() == isa::scalar) return nullptr;
   else return &table<A>();
 }
 
 }  // namespace simd
 KPC_END_NAMESPACE
 
-#endif  // KPC_SIMD_KERNELS_HPP
+#endif  // KPC_BACKEND_SIMD_PROVIDER_HPP

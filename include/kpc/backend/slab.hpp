@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // Slab loops (a [tokens][channels] slab is a run of K tiles or V rows) written once over a kernel
 // provider: the scalar reference (ref_provider, here) or xsimd for one instruction set
-// (simd::provider<Arch>). make_table turns a provider into a kernel_table.
-#ifndef KPC_DETAIL_SLAB_HPP
-#define KPC_DETAIL_SLAB_HPP
+// (simd::provider<Arch>, backend/simd_provider.hpp). make_table turns a provider into a kernel_table.
+#ifndef KPC_BACKEND_SLAB_HPP
+#define KPC_BACKEND_SLAB_HPP
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +14,7 @@
 #include "../error.hpp"
 #include "../format.hpp"
 #include "../half.hpp"
+#include "../isa.hpp"
 #include "../ref/per_channel.hpp"
 #include "../ref/per_token.hpp"
 #include "kernel_table.hpp"
@@ -259,36 +260,41 @@ constexpr softmax_kernels softmax_of() {
   return {&P::scale_max, &P::exp_sum};
 }
 
-template <class P, int Bits>
-void fill_k_row(format_kernels (&row)[3]) {
-  row[0] = slab_kernels<k_slab<P, Bits, 32>, false>();
-  row[1] = slab_kernels<k_slab<P, Bits, 64>, false>();
-  row[2] = slab_kernels<k_slab<P, Bits, 128>, false>();
+/// The slab loop of a format descriptor (format.hpp) over provider P.
+template <class P, class Format, bool PerToken = Format::per_token>
+struct slab_of {
+  using type = row_slab<P, typename Format::block>;
+};
+template <class P, class Format>
+struct slab_of<P, Format, false> {
+  using type = k_slab<P, Format::bits, static_cast<int>(Format::unit_tokens)>;
+};
+template <class P, class Format>
+using slab_for = typename slab_of<P, Format>::type;
+
+template <class P, class... Formats>
+void fill_formats(format_kernels* entries, format::list<Formats...>) {
+  std::size_t i = 0;
+  ((entries[i++] = slab_kernels<slab_for<P, Formats>, Formats::per_token>()), ...);
 }
 
 /// Every format's kernels from one provider.
 template <class P>
-kernel_table make_table(int isa) {
+kernel_table make_table(isa level) {
   kernel_table table{};
-  table.isa = isa;
-  fill_k_row<P, 4>(table.k[0]);
-  fill_k_row<P, 3>(table.k[1]);
-  fill_k_row<P, 2>(table.k[2]);
-  table.v[0] = slab_kernels<row_slab<P, format::v_block<8>>, true>();
-  table.v[1] = slab_kernels<row_slab<P, format::v_block<4>>, true>();
-  table.v[2] = slab_kernels<row_slab<P, format::v_block<3>>, true>();
-  table.q4_0 = slab_kernels<row_slab<P, format::q4_0_block>, true>();
+  table.isa = static_cast<int>(level);
+  fill_formats<P>(table.formats, format::all{});
   table.softmax = softmax_of<P>();
   return table;
 }
 
 /// The scalar reference's table.
 inline const kernel_table& scalar_table() {
-  static const kernel_table table = make_table<ref_provider>(KPC_KERNELS_ABI::isa_scalar);
+  static const kernel_table table = make_table<ref_provider>(isa::scalar);
   return table;
 }
 
 }  // namespace detail
 KPC_END_NAMESPACE
 
-#endif  // KPC_DETAIL_SLAB_HPP
+#endif  // KPC_BACKEND_SLAB_HPP

@@ -17,8 +17,10 @@
 KPC_BEGIN_NAMESPACE
 namespace detail {
 
-/// Instruction sets of the x86 dispatch units, each with every extension its unit is compiled for.
+/// Instruction sets of the x86 dispatch units, each with every extension its unit is compiled for
+/// (the cpu column of kpc/isa.hpp names these members).
 struct cpu_features {
+  bool always = true;  ///< levels without a unit
   bool sse4_2 = false;
   bool avx2_fma_f16c = false;  ///< -mavx2 -mfma -mf16c
   bool avx512 = false;         ///< -mavx512f -mavx512bw -mavx512dq -mavx512cd -mavx512vl (+ FMA, F16C)

@@ -18,10 +18,11 @@ int main() {
   for (std::size_t i = 0; i < k.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(k[i] - back[i])));
   std::printf("kpc %d.%d.%d consumer: largest error %.4f (%s)\n", KPC_VERSION_MAJOR, KPC_VERSION_MINOR,
               KPC_VERSION_PATCH, worst, kpc::to_string(kpc::active_isa()));
-#if defined(KPC_DISPATCH_AVX2) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   // With the AVX2 unit linked, a CPU that has AVX2 runs it (or better).
+  constexpr bool avx2_unit = (KPC_DISPATCH_UNITS >> static_cast<int>(kpc::isa::avx2) & 1) != 0;
   const bool avx2_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");  // (F16C comes with AVX2)
-  if (avx2_cpu && static_cast<int>(kpc::active_isa()) < static_cast<int>(kpc::isa::avx2)) {
+  if (avx2_unit && avx2_cpu && static_cast<int>(kpc::active_isa()) < static_cast<int>(kpc::isa::avx2)) {
     std::printf("the AVX2 dispatch unit is linked but %s runs\n", kpc::to_string(kpc::active_isa()));
     return 1;
   }
