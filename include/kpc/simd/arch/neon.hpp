@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: MIT
+// The NEON overloads of the xsimd layer's primitives (all but mul_rounded need AArch64's NEON64).
+#ifndef KPC_SIMD_ARCH_NEON_HPP
+#define KPC_SIMD_ARCH_NEON_HPP
+
+#include "common.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace simd {
+
+#if XSIMD_WITH_NEON
+
+// ---- x * y rounded to f32, never fused into a following addition -------------------------------
+
+#if defined(__GNUC__) || defined(__clang__)
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::neon>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+w"(product));
+  return product;
+}
+#endif
+
+#if XSIMD_WITH_NEON64
+
+// ---- x / y correctly rounded --------------------------------------------------------------------------
+
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::neon64>) {
+  return vdivq_f32(x, y);
+}
+
+// ---- running extremes that keep the first value on ties and skip NaN -----------------------------
+
+// None: vminq / vmaxq propagate NaN, so the portable compare and select it is.
+
+// ---- the smallest / largest lane (lanes hold no NaN; which of -0 and +0 wins is unspecified) -------
+
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::neon64>) {
+  return vminvq_f32(x);
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::neon64>) {
+  return vmaxvq_f32(x);
+}
+
+// ---- a comparison's lanes as bits (lane i -> bit i) ----------------------------------------------------
+
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::neon64>) {
+  static const int32_t shifts[4] = {0, 1, 2, 3};
+  const uint32x4_t bits = vshlq_u32(vshrq_n_u32(b, 31), vld1q_s32(shifts));
+  return vaddvq_u32(bits);
+}
+
+// ---- W bytes widened to W int32 lanes (zero- or sign-extended) -----------------------------------
+
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::neon64>) {
+  std::uint32_t word;
+  std::memcpy(&word, p, 4);
+  const uint16x8_t halves = vmovl_u8(vreinterpret_u8_u32(vdup_n_u32(word)));
+  return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(halves)));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::neon64>) {
+  std::uint32_t word;
+  std::memcpy(&word, p, 4);
+  const int16x8_t halves = vmovl_s8(vreinterpret_s8_u32(vdup_n_u32(word)));
+  return vmovl_s16(vget_low_s16(halves));
+}
+
+// ---- the low byte of each int32 lane stored as W bytes --------------------------------------------
+
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::neon64>) {
+  const uint16x4_t halves = vmovn_u32(vreinterpretq_u32_s32(x));
+  const uint8x8_t bytes = vmovn_u16(vcombine_u16(halves, halves));
+  const std::uint32_t word = vget_lane_u32(vreinterpret_u32_u8(bytes), 0);
+  std::memcpy(p, &word, 4);
+}
+
+// ---- 3-bit groups (code j at bits 3j..3j+2 of 12 bytes) <-> 32 codes as int32 lanes -----------------
+
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::neon64>) {
+  static const std::int32_t lane_shifts[4] = {0, -3, -6, -9};
+  const int32x4_t shifts = vld1q_s32(lane_shifts);
+  for (int m = 0; m < 8; ++m) {  // codes 4m.. at bit 12m of the little-endian field
+    const int byte = m < 6 ? 12 * m / 8 : 8, shift = 12 * m - 8 * byte;
+    const uint32x4_t word = vdupq_n_u32(detail::load_u32le(group + byte) >> shift);
+    codes[m] = vreinterpretq_s32_u32(vandq_u32(vshlq_u32(word, shifts), vdupq_n_u32(7)));
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::neon64>) {
+  static const std::int32_t lane_shifts[4] = {0, 3, 6, 9};
+  const int32x4_t shifts = vld1q_s32(lane_shifts);
+  std::uint32_t fields[4];
+  for (int k = 0; k < 4; ++k) {  // disjoint bits: the lane sum is their OR
+    fields[k] = vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k]), shifts)) |
+                vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k + 1]), shifts)) << 12;
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+
+// ---- Bits words of W channels <-> each channel's Bits consecutive words --------------------------------
+
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<xsimd::neon64>) {
+  const uint32x4x2_t ab = vtrnq_u32(words[0], words[1]);  // a0 b0 a2 b2 | a1 b1 a3 b3
+  auto at = [&](int l) { return reinterpret_cast<std::uint32_t*>(first + l * stride); };
+  if constexpr (Bits == 4) {
+    const uint32x4x2_t cd = vtrnq_u32(words[2], words[3]);
+    vst1q_u32(at(0), vcombine_u32(vget_low_u32(ab.val[0]), vget_low_u32(cd.val[0])));
+    vst1q_u32(at(1), vcombine_u32(vget_low_u32(ab.val[1]), vget_low_u32(cd.val[1])));
+    vst1q_u32(at(2), vcombine_u32(vget_high_u32(ab.val[0]), vget_high_u32(cd.val[0])));
+    vst1q_u32(at(3), vcombine_u32(vget_high_u32(ab.val[1]), vget_high_u32(cd.val[1])));
+  } else {
+    vst1_u32(at(0), vget_low_u32(ab.val[0]));
+    vst1_u32(at(1), vget_low_u32(ab.val[1]));
+    vst1_u32(at(2), vget_high_u32(ab.val[0]));
+    vst1_u32(at(3), vget_high_u32(ab.val[1]));
+    if constexpr (Bits == 3) {
+      const uint32x4_t c = words[2];
+      vst1q_lane_u32(at(0) + 2, c, 0);
+      vst1q_lane_u32(at(1) + 2, c, 1);
+      vst1q_lane_u32(at(2) + 2, c, 2);
+      vst1q_lane_u32(at(3) + 2, c, 3);
+    }
+  }
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<xsimd::neon64>) {
+  auto at = [&](int l) { return reinterpret_cast<const std::uint32_t*>(first + l * stride); };
+  if constexpr (Bits == 4) {
+    const uint32x4x2_t r01 = vtrnq_u32(vld1q_u32(at(0)), vld1q_u32(at(1)));  // a0 b0 a2 b2 | a1 b1 a3 b3 (lane-wise)
+    const uint32x4x2_t r23 = vtrnq_u32(vld1q_u32(at(2)), vld1q_u32(at(3)));
+    words[0] = vcombine_u32(vget_low_u32(r01.val[0]), vget_low_u32(r23.val[0]));
+    words[1] = vcombine_u32(vget_low_u32(r01.val[1]), vget_low_u32(r23.val[1]));
+    words[2] = vcombine_u32(vget_high_u32(r01.val[0]), vget_high_u32(r23.val[0]));
+    words[3] = vcombine_u32(vget_high_u32(r01.val[1]), vget_high_u32(r23.val[1]));
+  } else {
+    const uint32x4x2_t r01 = vtrnq_u32(vcombine_u32(vld1_u32(at(0)), vld1_u32(at(2))),
+                                       vcombine_u32(vld1_u32(at(1)), vld1_u32(at(3))));
+    words[0] = r01.val[0];  // a0 a1 a2 a3
+    words[1] = r01.val[1];  // b0 b1 b2 b3
+    if constexpr (Bits == 3) {
+      uint32x4_t c = vdupq_n_u32(0);
+      c = vld1q_lane_u32(at(0) + 2, c, 0);
+      c = vld1q_lane_u32(at(1) + 2, c, 1);
+      c = vld1q_lane_u32(at(2) + 2, c, 2);
+      c = vld1q_lane_u32(at(3) + 2, c, 3);
+      words[2] = c;
+    }
+  }
+}
+
+// ---- binary16 <-> f32 (round to nearest even, like fp32_to_fp16_bits) ------------------------------
+
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::neon64>) {
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(bits))), 0);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::neon64>) {
+  return vget_lane_u16(vreinterpret_u16_f16(vcvt_f16_f32(vdupq_n_f32(value))), 0);
+}
+
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::neon64>) {
+  return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(reinterpret_cast<const std::uint16_t*>(p))));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>) {
+  vst1_u16(reinterpret_cast<std::uint16_t*>(p), vreinterpret_u16_f16(vcvt_f16_f32(x)));
+}
+
+#endif  // XSIMD_WITH_NEON64
+#endif  // XSIMD_WITH_NEON
+
+}  // namespace simd
+KPC_END_NAMESPACE
+
+#endif  // KPC_SIMD_ARCH_NEON_HPP

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+// The SSE2, SSSE3 and SSE4.1 overloads of the xsimd layer's primitives (F16C's where it is on).
+#ifndef KPC_SIMD_ARCH_SSE_HPP
+#define KPC_SIMD_ARCH_SSE_HPP
+
+#include "common.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace simd {
+
+#if XSIMD_WITH_SSE2
+
+// ---- x * y rounded to f32, never fused into a following addition -------------------------------
+
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+template <class A>
+inline fbatch<A> mul_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::sse2>) {
+  typename fbatch<A>::register_type product = x * y;
+  __asm__("" : "+v"(product));
+  return product;
+}
+#endif
+
+// ---- x / y correctly rounded --------------------------------------------------------------------------
+
+template <class A>
+inline fbatch<A> div_rounded(const fbatch<A>& x, const fbatch<A>& y, requires_arch<xsimd::sse2>) {
+  return _mm_div_ps(x, y);
+}
+
+// ---- running extremes that keep the first value on ties and skip NaN -----------------------------
+
+template <class A>
+inline fbatch<A> running_min(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::sse2>) {
+  return _mm_min_ps(x, m);
+}
+template <class A>
+inline fbatch<A> running_max(const fbatch<A>& x, const fbatch<A>& m, requires_arch<xsimd::sse2>) {
+  return _mm_max_ps(x, m);
+}
+
+// ---- the smallest / largest lane (lanes hold no NaN; which of -0 and +0 wins is unspecified) -------
+
+template <class A>
+inline float reduce_min(const fbatch<A>& x, requires_arch<xsimd::sse2>) {
+  return _mm_cvtss_f32(x86::min4(x));
+}
+template <class A>
+inline float reduce_max(const fbatch<A>& x, requires_arch<xsimd::sse2>) {
+  return _mm_cvtss_f32(x86::max4(x));
+}
+
+// ---- a comparison's lanes as bits (lane i -> bit i) ----------------------------------------------------
+
+template <class A>
+inline std::uint32_t to_mask(const xsimd::batch_bool<float, A>& b, requires_arch<xsimd::sse2>) {
+  return static_cast<std::uint32_t>(_mm_movemask_ps(b));
+}
+
+// ---- W bytes widened to W int32 lanes (zero- or sign-extended) -----------------------------------
+
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline ibatch<A> widen_u8(const std::byte* p, requires_arch<xsimd::sse4_1>) {
+  std::int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm_cvtepu8_epi32(_mm_cvtsi32_si128(word));
+}
+template <class A>
+inline ibatch<A> widen_i8(const std::byte* p, requires_arch<xsimd::sse4_1>) {
+  std::int32_t word;
+  std::memcpy(&word, p, 4);
+  return _mm_cvtepi8_epi32(_mm_cvtsi32_si128(word));
+}
+#endif
+
+// ---- the low byte of each int32 lane stored as W bytes --------------------------------------------
+
+#if XSIMD_WITH_SSSE3
+template <class A>
+inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsimd::ssse3>) {
+  const __m128i low = _mm_shuffle_epi8(x, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+  const std::int32_t word = _mm_cvtsi128_si32(low);
+  std::memcpy(p, &word, 4);
+}
+#endif
+
+// ---- 3-bit groups (code j at bits 3j..3j+2 of 12 bytes) <-> 32 codes as int32 lanes -----------------
+
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::sse4_1>) {
+  // Four codes per vector; lane i of codes 4m.. sits at bit 12m + 3i. A multiply by 2^(29 - shift)
+  // moves each lane's code to the top three bits (SSE has no per-lane shift).
+  for (int m = 0; m < 8; ++m) {
+    const int byte = m < 6 ? 12 * m / 8 : 8, shift = 12 * m - 8 * byte;
+    const __m128i word = _mm_set1_epi32(static_cast<std::int32_t>(detail::load_u32le(group + byte)));
+    const __m128i align = _mm_setr_epi32(1 << (29 - shift), 1 << (26 - shift), 1 << (23 - shift), 1 << (20 - shift));
+    codes[m] = _mm_srli_epi32(_mm_mullo_epi32(word, align), 29);
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::sse4_1>) {
+  std::uint32_t fields[4];
+  for (int k = 0; k < 4; ++k) {  // two vectors make one 24-bit field
+    __m128i v = _mm_or_si128(_mm_mullo_epi32(codes[2 * k], _mm_setr_epi32(1, 8, 64, 512)),
+                             _mm_mullo_epi32(codes[2 * k + 1], _mm_setr_epi32(1 << 12, 1 << 15, 1 << 18, 1 << 21)));
+    v = _mm_or_si128(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+    v = _mm_or_si128(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+    fields[k] = static_cast<std::uint32_t>(_mm_cvtsi128_si32(v));
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+#endif
+
+// ---- Bits words of W channels <-> each channel's Bits consecutive words --------------------------------
+
+#if XSIMD_WITH_SSE4_1 && !(defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+template <int Bits, class A>
+inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride, requires_arch<xsimd::sse4_1>) {
+  __m128i w[Bits];
+  for (int k = 0; k < Bits; ++k) w[k] = words[k];
+  std::byte* const p[4] = {first, first + stride, first + 2 * stride, first + 3 * stride};
+  x86::store_4<Bits>(w, p);
+}
+template <int Bits, class A>
+inline void load_groups(const std::byte* first, std::size_t stride, ubatch<A>* words, requires_arch<xsimd::sse4_1>) {
+  const std::byte* const p[4] = {first, first + stride, first + 2 * stride, first + 3 * stride};
+  __m128i w[Bits];
+  x86::load_4<Bits>(p, w);
+  for (int k = 0; k < Bits; ++k) words[k] = w[k];
+}
+#endif
+
+// ---- binary16 <-> f32 (round to nearest even, like fp32_to_fp16_bits) ------------------------------
+
+#if defined(__F16C__)
+template <class A>
+inline float half_to_float(std::uint16_t bits, requires_arch<xsimd::sse2>) {
+  return f16c_half_to_float(bits);
+}
+template <class A>
+inline std::uint16_t float_to_half(float value, requires_arch<xsimd::sse2>) {
+  return f16c_float_to_half(value);
+}
+#endif
+#if XSIMD_WITH_SSE4_1
+template <class A>
+inline ibatch<A> widen_u16(const half* p, requires_arch<xsimd::sse4_1>) {
+  return _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline void narrow_u16(const ibatch<A>& x, half* p, requires_arch<xsimd::sse4_1>) {
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(x, x));
+}
+#endif
+#if defined(__F16C__)
+template <class A>
+inline fbatch<A> load_f16(const half* p, requires_arch<xsimd::sse2>) {
+  return _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+template <class A>
+inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::sse2>) {
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+
+#endif  // XSIMD_WITH_SSE2
+
+}  // namespace simd
+KPC_END_NAMESPACE
+
+#endif  // KPC_SIMD_ARCH_SSE_HPP
