@@ -17,14 +17,13 @@
 #include <type_traits>
 #include <vector>
 
-#include "plain_rows.hpp"
 
 namespace {
 
 constexpr std::size_t head_dim = 128, group = 4, max_tokens = 65536;
 constexpr std::size_t pool_target_bytes = std::size_t{256} << 20;  // of f16 cache: 8x a large L3
 
-using f16_rows = kpc_bench::plain_rows<kpc::half>;
+using f16_rows = kpc::f16_rows;
 using K4 = kpc::Quantizer<4, kpc::PerChannel<32>>;
 using V4 = kpc::q4_1;
 using V3 = kpc::Quantizer<3, kpc::PerToken<32>>;
@@ -53,12 +52,7 @@ const source& data() {
 template <class F>
 std::vector<std::byte> encode_rows(const std::vector<float>& x, std::size_t tokens) {
   std::vector<std::byte> bytes(F::encoded_bytes(tokens, head_dim));
-  if constexpr (std::is_same_v<F, f16_rows>) {
-    auto* out = reinterpret_cast<kpc::half*>(bytes.data());
-    for (std::size_t i = 0; i < tokens * head_dim; ++i) out[i] = kpc::half(x[i]);
-  } else {
-    F::encode(x.data(), tokens, head_dim, bytes.data());
-  }
+  F::encode(x.data(), tokens, head_dim, bytes.data());
   return bytes;
 }
 

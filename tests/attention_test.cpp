@@ -26,7 +26,8 @@ struct pair_case {
 };
 #define KPC_PAIRS                                                                                                \
   pair_case<K4, kpc::q4_1>, pair_case<K4, kpc::Quantizer<3, kpc::PerToken<32>>>,                                  \
-      pair_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::q8_0>, pair_case<kpc::Quantizer<2, kpc::PerChannel<128>>, kpc::q4_0>
+      pair_case<kpc::Quantizer<3, kpc::PerChannel<64>>, kpc::q8_0>, pair_case<kpc::Quantizer<2, kpc::PerChannel<128>>, kpc::q4_0>, \
+      pair_case<kpc::f16_rows, kpc::f16_rows>
 
 template <class Q>
 std::vector<std::byte> encode(const std::vector<float>& x, std::size_t tokens, std::size_t dim) {
@@ -109,7 +110,7 @@ TEST_CASE_TEMPLATE("decode attention against the exact K/V: the quantization err
   kpc::decode_attention<KF, VF>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
                                 tokens, dim, {}, out.data());
   const double err = kpc_test::relative_error(out, kpc_test::reference_attention(q, group, k, v, tokens, dim, {}));
-  MESSAGE("K" << KF::bits << " G" << KF::tile_tokens << " + V" << VF::bits << ": attention output error vs exact K/V " << err);
+  MESSAGE("K" << KF::bits << " unit " << KF::format::unit_tokens << " + V" << VF::bits << ": attention output error vs exact K/V " << err);
   // A loose ceiling (K2 + q4_0 is the worst pair); exactly equal outputs would mean no quantization happened.
   CHECK(err < 0.5);
   CHECK(err > 1e-6);

@@ -261,11 +261,12 @@ TEST_CASE("every backend: K per channel, bytes and floats identical to the refer
   check_format<kpc::Quantizer<2, kpc::PerChannel<64>>>(7);
 }
 
-TEST_CASE("every backend: V per token and q4_0, bytes and floats identical to the reference") {
+TEST_CASE("every backend: V per token, q4_0 and f16 rows, bytes and floats identical to the reference") {
   check_format<kpc::q8_0>(11);
   check_format<kpc::q4_1>(12);
   check_format<kpc::Quantizer<3, kpc::PerToken<32>>>(13);
   check_format<kpc::q4_0>(14);
+  check_format<kpc::f16_rows>(15);
 }
 
 TEST_CASE("every backend: NaN, Inf and out-of-range input are refused with the reference's error") {

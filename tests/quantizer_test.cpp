@@ -21,7 +21,7 @@ using V4 = kpc::Quantizer<4, kpc::PerToken<32>>;
 
 // Every format with its Gaussian relative-MSE bound (measured ~12% below on 4096 x 128 slabs:
 // K4 G32 6.1e-3, G64 8.0e-3, G128 9.9e-3; K3 2.8e-2 / 4.6e-2 at G128; K2 0.154 / 0.250;
-// q8_0 2.6e-5, q4_1 6.1e-3, V3 2.8e-2, q4_0 7.4e-3).
+// q8_0 2.6e-5, q4_1 6.1e-3, V3 2.8e-2, q4_0 7.4e-3; f16 rows ~8e-8, bounded at 1e-5).
 template <class Q, int Milli>
 struct format_case {
   using quantizer = Q;
@@ -37,7 +37,7 @@ struct format_case {
       format_case<kpc::Quantizer<2, kpc::PerChannel<64>>, 23000>,                                         \
       format_case<kpc::Quantizer<2, kpc::PerChannel<128>>, 28000>, format_case<kpc::q8_0, 4>,             \
       format_case<kpc::q4_1, 700>, format_case<kpc::Quantizer<3, kpc::PerToken<32>>, 3200>,              \
-      format_case<kpc::q4_0, 850>
+      format_case<kpc::q4_0, 850>, format_case<kpc::f16_rows, 1>
 
 template <class Layout>
 struct tile_tokens_of : std::integral_constant<int, 0> {};

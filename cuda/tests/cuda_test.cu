@@ -120,26 +120,8 @@ std::vector<std::byte> cpu_encode(const T* rows, std::size_t stride, std::size_t
   return out;
 }
 
-/// Plain f16 rows with Quantizer's static interface: the CPU side of kpc::cuda::f16_codec.
-struct f16_rows {
-  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) { return 2 * tokens * channels; }
-  template <class T>
-  static void encode(const T* src, std::size_t stride, std::size_t tokens, std::size_t channels, std::byte* dst, std::size_t) {
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t c = 0; c < channels; ++c) {
-        const std::uint16_t bits = kpc::fp32_to_fp16_bits(kpc::to_float(src[t * stride + c]));
-        std::memcpy(dst + 2 * (t * channels + c), &bits, 2);  // little-endian hosts only (as CUDA)
-      }
-  }
-  static void decode(const std::byte* src, std::size_t, std::size_t tokens, std::size_t channels, float* dst, std::size_t stride) {
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t c = 0; c < channels; ++c) {
-        std::uint16_t bits;
-        std::memcpy(&bits, src + 2 * (t * channels + c), 2);
-        dst[t * stride + c] = kpc::fp16_bits_to_fp32(bits);
-      }
-  }
-};
+/// Plain f16 rows: the CPU side of kpc::cuda::f16_codec.
+using f16_rows = kpc::f16_rows;
 
 /// Encode and decode of one format: device bytes == CPU bytes, device floats == CPU floats.
 template <class Quantizer, class Codec, class T>

@@ -100,73 +100,9 @@ class row_cache final : public layer_cache {
   std::vector<std::byte> k_, v_;
 };
 
-/// Plain binary16 rows, the baseline every engine has: a format with the members
-/// kpc::decode_attention asks for (encoded_bytes, encode, scores_group, accumulate_group).
-struct f16_rows {
-  static std::size_t encoded_bytes(std::size_t tokens, std::size_t channels) { return tokens * channels * 2; }
-  static void encode(const float* src, std::size_t src_stride, std::size_t tokens, std::size_t channels,
-                     std::byte* dst, std::size_t dst_bytes) {
-    if (dst_bytes < encoded_bytes(tokens, channels)) throw std::length_error("f16_rows::encode: buffer too small");
-    for (std::size_t t = 0; t < tokens; ++t)
-      for (std::size_t c = 0; c < channels; ++c) {
-        const kpc::half h(src[t * src_stride + c]);
-        std::memcpy(dst + 2 * (t * channels + c), &h, 2);
-      }
-  }
-  /// out[g][t] = q[g] . row t
-  static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t, std::size_t tokens,
-                           std::size_t channels, float* out) {
-    std::vector<float>& row = scratch(channels);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      to_floats(src + 2 * t * channels, channels, row.data());
-      for (std::size_t g = 0; g < group; ++g) out[g * tokens + t] = dot(q + g * channels, row.data(), channels);
-    }
-  }
-  /// out[g][c] += sum_t w[g][t] * row t
-  static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t,
-                               std::size_t tokens, std::size_t channels, float* out) {
-    std::vector<float>& row = scratch(channels);
-    for (std::size_t t = 0; t < tokens; ++t) {
-      to_floats(src + 2 * t * channels, channels, row.data());
-      for (std::size_t g = 0; g < group; ++g) {
-        const float weight = w[g * tokens + t];
-        float* acc = out + g * channels;
-        for (std::size_t c = 0; c < channels; ++c) acc[c] += weight * row[c];
-      }
-    }
-  }
-
- private:
-  static std::vector<float>& scratch(std::size_t channels) {
-    thread_local std::vector<float> row;
-    row.resize(channels);
-    return row;
-  }
-  static void to_floats(const std::byte* src, std::size_t n, float* dst) {
-    std::size_t i = 0;
-#if defined(__F16C__)  // eight conversions per instruction; same values as kpc::to_float
-    for (; i + 8 <= n; i += 8)
-      _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 2 * i))));
-#endif
-    for (; i < n; ++i) {
-      kpc::half h;
-      std::memcpy(&h, src + 2 * i, 2);
-      dst[i] = kpc::to_float(h);
-    }
-  }
-  static float dot(const float* a, const float* b, std::size_t n) {
-    using vec = xsimd::batch<float>;
-    vec sum(0.0f);
-    std::size_t i = 0;
-    for (; i + vec::size <= n; i += vec::size) sum = xsimd::fma(vec::load_unaligned(a + i), vec::load_unaligned(b + i), sum);
-    alignas(64) float lanes[vec::size];
-    sum.store_aligned(lanes);
-    float total = 0.0f;
-    for (float lane : lanes) total += lane;
-    for (; i < n; ++i) total += a[i] * b[i];
-    return total;
-  }
-};
+/// Plain binary16 rows, the baseline every engine has (kpc::f16_rows: same interface, same kernels
+/// and dispatch as kpc's quantized formats).
+using f16_rows = kpc::f16_rows;
 
 /// One cache configuration of the evaluation: a name and, per layer, how to make its cache and
 /// what it allocates (everything: codes, held values, sinks, centering, scratch).

@@ -38,11 +38,28 @@ inline constexpr std::size_t attention_chunk = 256;
 /// Query heads whose softmax state lives on the stack at once; larger groups take several passes.
 inline constexpr std::size_t attention_heads_per_pass = 16;
 
+/// What decode_attention needs of a format: a descriptor (format.hpp), encoded_bytes, and
+/// scores_group (K) or accumulate_group (V) with Quantizer's signatures.
 template <class Format, class = void>
-struct tokens_per_unit : std::integral_constant<std::size_t, 1> {};
+struct has_descriptor : std::false_type {};
 template <class Format>
-struct tokens_per_unit<Format, std::void_t<typename Format::format>>
-    : std::integral_constant<std::size_t, Format::format::unit_tokens> {};
+struct has_descriptor<Format, std::void_t<decltype(Format::format::unit_tokens),
+                                          decltype(Format::encoded_bytes(std::size_t{}, std::size_t{}))>>
+    : std::true_type {};
+template <class Format, class = void>
+struct scores_keys : std::false_type {};
+template <class Format>
+struct scores_keys<Format, std::void_t<decltype(Format::scores_group(
+                               static_cast<const float*>(nullptr), std::size_t{}, static_cast<const std::byte*>(nullptr),
+                               std::size_t{}, std::size_t{}, std::size_t{}, static_cast<float*>(nullptr)))>>
+    : has_descriptor<Format> {};
+template <class Format, class = void>
+struct accumulates_values : std::false_type {};
+template <class Format>
+struct accumulates_values<Format, std::void_t<decltype(Format::accumulate_group(
+                                      static_cast<const float*>(nullptr), std::size_t{}, static_cast<const std::byte*>(nullptr),
+                                      std::size_t{}, std::size_t{}, std::size_t{}, static_cast<float*>(nullptr)))>>
+    : has_descriptor<Format> {};
 
 inline void check_finite(const float* values, std::size_t count, const char* name) {
   for (std::size_t i = 0; i < count; ++i)
@@ -171,8 +188,8 @@ class softmax_pass {
 
 /// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
 /// one KV head: K as a KFormat slab (k, k_bytes), V as a VFormat slab (v, v_bytes). Writes
-/// out[group][head_dim] (out may be q itself: attention in place). KFormat/VFormat are kpc::Quantizer types, or any
-/// type with the same static encoded_bytes, scores_group (K) and accumulate_group (V) members.
+/// out[group][head_dim] (out may be q itself: attention in place). KFormat/VFormat are kpc::Quantizer
+/// types (V per token; kpc::f16_rows for plain f16), checked at compile time.
 /// tokens = 0 gives zeros. Errors: invalid_shape (group 0, channels the formats cannot take),
 /// buffer_too_small, null_pointer, non_finite (q, scale, softcap or sinks), out_of_range
 /// (softcap < 0; a logit scale * q.k beyond f32, e.g. q of 1e37: the softmax would be NaN).
@@ -181,9 +198,16 @@ template <class KFormat, class VFormat>
 void decode_attention(const float* q, std::size_t group, const std::byte* k, std::size_t k_bytes,
                       const std::byte* v, std::size_t v_bytes, std::size_t tokens, std::size_t head_dim,
                       const attention_params& params, float* out) {
+  static_assert(detail::scores_keys<KFormat>::value,
+                "kpc::decode_attention: KFormat must be a kpc::Quantizer (kpc::f16_rows for plain f16): a type "
+                "with a format descriptor, encoded_bytes(tokens, channels) and scores_group");
+  static_assert(detail::accumulates_values<VFormat>::value,
+                "kpc::decode_attention: VFormat must be a per-token kpc::Quantizer (q4_1, q8_0, ..., kpc::f16_rows): "
+                "a type with a format descriptor, encoded_bytes(tokens, channels) and accumulate_group");
   constexpr std::size_t chunk = detail::attention_chunk;
-  static_assert(chunk % detail::tokens_per_unit<KFormat>::value == 0 && chunk % detail::tokens_per_unit<VFormat>::value == 0,
-                "kpc::decode_attention: a format's unit must divide the 256-token step");
+  if constexpr (detail::scores_keys<KFormat>::value && detail::accumulates_values<VFormat>::value)
+    static_assert(chunk % KFormat::format::unit_tokens == 0 && chunk % VFormat::format::unit_tokens == 0,
+                  "kpc::decode_attention: a format's unit must divide the 256-token step");
   if (group == 0) detail::raisef(errc::invalid_shape, "decode_attention: group must be >= 1");
   const std::size_t k_needed = KFormat::encoded_bytes(tokens, head_dim);  // both shapes before any size
   const std::size_t v_needed = VFormat::encoded_bytes(tokens, head_dim);

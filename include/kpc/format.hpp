@@ -99,6 +99,15 @@ struct q4_0_block {
   static constexpr double bits_per_value = bytes * 8.0 / values;
 };
 
+/// Plain binary16 values, 32 to a block (kpc::f16_rows, the unquantized baseline): 64 bytes,
+/// value j at [2j, 2j+2) little-endian.
+struct f16_block {
+  static constexpr int bits = 16;
+  static constexpr int values = group_values;
+  static constexpr std::size_t bytes = 2 * group_values;
+  static constexpr double bits_per_value = 16.0;
+};
+
 static_assert(group_bytes<2> == 8 && group_bytes<3> == 12 && group_bytes<4> == 16 && group_bytes<8> == 32);
 static_assert(k_tile<4, 32>::bytes(128) == 6 + 256 + 2048, "K4 G32 tile, 128 channels");
 static_assert(k_tile<3, 64>::bytes(1) == 6 + 2 + 24, "K3 G64 tile, 1 channel");
@@ -127,7 +136,7 @@ struct k_tiles {
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) { return tile::bytes(channels); }
 };
 
-/// Per-token rows of 32-value blocks (Block: v_block<Bits>, q4_0_block).
+/// Per-token rows of 32-value blocks (Block: v_block<Bits>, q4_0_block, f16_block).
 template <class Block, int ContainerLayout>
 struct block_rows {
   using block = Block;
@@ -145,6 +154,7 @@ struct block_rows {
 template <int Bits>
 using v_rows = block_rows<v_block<Bits>, 2>;
 using q4_0_rows = block_rows<q4_0_block, 3>;
+using f16_rows = block_rows<f16_block, 4>;
 
 template <class... Formats>
 struct list {
@@ -153,7 +163,7 @@ struct list {
 
 /// Every format kpc compiles kernels for.
 using all = list<k_tiles<4, 32>, k_tiles<4, 64>, k_tiles<4, 128>, k_tiles<3, 32>, k_tiles<3, 64>, k_tiles<3, 128>,
-                 k_tiles<2, 32>, k_tiles<2, 64>, k_tiles<2, 128>, v_rows<8>, v_rows<4>, v_rows<3>, q4_0_rows>;
+                 k_tiles<2, 32>, k_tiles<2, 64>, k_tiles<2, 128>, v_rows<8>, v_rows<4>, v_rows<3>, q4_0_rows, f16_rows>;
 
 /// The position of Format in a list (a compile error when it is not there).
 template <class Format, class List>
@@ -181,6 +191,10 @@ struct of<Bits, PerChannel<G>> {
 template <int Bits, int B>
 struct of<Bits, PerToken<B>> {
   using type = v_rows<Bits>;
+};
+template <int B>
+struct of<16, PerToken<B>> {
+  using type = f16_rows;
 };
 template <int Bits, int B>
 struct of<Bits, PerTokenSymmetric<B>> {

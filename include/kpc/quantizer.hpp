@@ -205,7 +205,8 @@ class row_quantizer : public slab_quantizer<Format> {
 }  // namespace detail
 
 /// A quantizer for one format. Supported: Quantizer<4|3|2, PerChannel<32|64|128>> (K, per channel),
-/// Quantizer<8|4|3, PerToken<32>> (V, per token) and Quantizer<4, PerTokenSymmetric<32>> (q4_0).
+/// Quantizer<8|4|3, PerToken<32>> (V, per token), Quantizer<4, PerTokenSymmetric<32>> (q4_0) and
+/// Quantizer<16, PerToken<32>> (f16_rows: plain binary16).
 /// All members are static and thread-safe. Element type T is float or kpc::half. Errors throw
 /// kpc::error (see error.hpp); on an error, parts of dst may have been written, never more than
 /// the shape needs. Source and destination must not overlap. The fused kernels (scores,
@@ -238,7 +239,7 @@ class Quantizer<Bits, PerChannel<G>> : public detail::slab_quantizer<typename fo
   }
 };
 
-/// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value).
+/// V per token (Bits 4: ggml q4_1 bytes; 8: ggml q8_0 bytes; 3: 4.0 bits/value; 16: binary16).
 template <int Bits, int B>
 class Quantizer<Bits, PerToken<B>> : public detail::row_quantizer<typename format::of<Bits, PerToken<B>>::type> {
   static_assert(sizeof(PerToken<B>) != 0);  // instantiates the tag, whose static_assert checks B
@@ -262,6 +263,10 @@ class Quantizer<Bits, PerTokenSymmetric<B>> : public detail::row_quantizer<typen
 using q4_0 = Quantizer<4, PerTokenSymmetric<32>>;
 using q4_1 = Quantizer<4, PerToken<32>>;
 using q8_0 = Quantizer<8, PerToken<32>>;
+/// Plain binary16 rows (ggml f16, an engine's unquantized cache) with the same operations: encode
+/// rounds to nearest even (out_of_range beyond +-65504, non_finite for NaN/Inf), and decode,
+/// scores, accumulate and decode_attention read the rows as they are.
+using f16_rows = Quantizer<16, PerToken<32>>;
 
 KPC_END_NAMESPACE
 

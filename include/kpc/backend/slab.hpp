@@ -98,21 +98,25 @@ struct ref_provider {
   template <class Block, class T>
   static errc encode_block(const T* x, std::byte* b) {
     if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::encode_q4_0_block(x, b);
+    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::encode_f16_block(x, b);
     else return ref::encode_v_block<Block::bits>(x, b);
   }
   template <class Block, class T>
   static errc decode_block(const std::byte* b, T* x) {
     if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::decode_q4_0_block(b, x);
+    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::decode_f16_block(b, x);
     else return ref::decode_v_block<Block::bits>(b, x);
   }
   template <class Block>
   static float dot_block(const float* q, const std::byte* b) {
     if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::dot_q4_0_block(q, b);
+    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::dot_f16_block(q, b);
     else return ref::dot_v_block<Block::bits>(q, b);
   }
   template <class Block>
   static void axpy_block(float w, const std::byte* b, float* out) {
     if constexpr (std::is_same_v<Block, format::q4_0_block>) ref::axpy_q4_0_block(w, b, out);
+    else if constexpr (std::is_same_v<Block, format::f16_block>) ref::axpy_f16_block(w, b, out);
     else ref::axpy_v_block<Block::bits>(w, b, out);
   }
 };

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Scalar reference of the per-token block formats (docs/FORMAT.md, "V blocks" and "q4_0"):
-// V4 = ggml q4_1, V8 = ggml q8_0, V3 = llama.cpp q3v_1, and the q4_0 baseline, byte for byte.
+// V4 = ggml q4_1, V8 = ggml q8_0, V3 = llama.cpp q3v_1, the q4_0 baseline, byte for byte, and
+// plain binary16 rows.
 #ifndef KPC_REF_PER_TOKEN_HPP
 #define KPC_REF_PER_TOKEN_HPP
 
@@ -127,14 +128,54 @@ KPC_HOST_DEVICE inline errc decode_v_block(const std::byte* block, T* x) {
   return errc::ok;
 }
 
+/// Encodes 32 values into binary16, rounded to nearest even: non_finite for NaN/Inf input,
+/// out_of_range for a finite value beyond what binary16 holds (|x| >= 65520).
+template <class T>
+KPC_HOST_DEVICE inline errc encode_f16_block(const T* x, std::byte* block) {
+  bool input_finite = true, fields_finite = true;
+  for (int j = 0; j < format::group_values; ++j) {
+    const float v = to_float(x[j]);
+    const std::uint16_t h = fp32_to_fp16_bits(v);
+    input_finite = input_finite && detail::is_finite(v);
+    fields_finite = fields_finite && fp16_bits_finite(h);
+    detail::store_u16le(block + 2 * j, h);
+  }
+  return block_status(input_finite, fields_finite);
+}
+
+/// The values; corrupt_data when one is not finite (no encoder writes it).
+template <class T>
+KPC_HOST_DEVICE inline errc decode_f16_block(const std::byte* block, T* x) {
+  for (int j = 0; j < format::group_values; ++j)
+    if (!fp16_bits_finite(detail::load_u16le(block + 2 * j))) return errc::corrupt_data;
+  for (int j = 0; j < format::group_values; ++j) x[j] = from_float<T>(fp16_bits_to_fp32(detail::load_u16le(block + 2 * j)));
+  return errc::ok;
+}
+
+KPC_HOST_DEVICE inline float dot_f16_block(const float* q, const std::byte* block) {
+  float dot = 0.0f;
+  for (int j = 0; j < format::group_values; ++j) dot += q[j] * fp16_bits_to_fp32(detail::load_u16le(block + 2 * j));
+  return dot;
+}
+
+KPC_HOST_DEVICE inline void axpy_f16_block(float w, const std::byte* block, float* out) {
+  for (int j = 0; j < format::group_values; ++j) out[j] += w * fp16_bits_to_fp32(detail::load_u16le(block + 2 * j));
+}
+
 /// Whether a per-token block's fp16 fields are finite (what decoding it requires).
 template <class Block>
 KPC_HOST_DEVICE inline bool block_fields_finite(const std::byte* block) {
-  if (!fp16_bits_finite(detail::load_u16le(block + Block::offset_scale))) return false;
-  if constexpr (!std::is_same_v<Block, format::q4_0_block>) {
-    if constexpr (Block::has_min) return fp16_bits_finite(detail::load_u16le(block + Block::offset_min));
+  if constexpr (std::is_same_v<Block, format::f16_block>) {
+    for (int j = 0; j < format::group_values; ++j)
+      if (!fp16_bits_finite(detail::load_u16le(block + 2 * j))) return false;
+    return true;
+  } else {
+    if (!fp16_bits_finite(detail::load_u16le(block + Block::offset_scale))) return false;
+    if constexpr (!std::is_same_v<Block, format::q4_0_block>) {
+      if constexpr (Block::has_min) return fp16_bits_finite(detail::load_u16le(block + Block::offset_min));
+    }
+    return true;
   }
-  return true;
 }
 
 /// sum_j q_j * x_j over one V block: d * sum_j q_j * code_j (+ m * sum_j q_j).

@@ -285,6 +285,86 @@ struct block_kernels {
   }
 };
 
+/// Plain binary16 rows (format::f16_block): conversions and f32 arithmetic, four accumulators per
+/// dot product; two query heads share each converted row (ref::*_f16_block up to float rounding,
+/// identical bytes for encode and decode).
+template <class A>
+struct block_kernels<A, format::f16_block> {
+  using F = fbatch<A>;
+  static constexpr std::size_t W = F::size;
+
+  template <class T>
+  static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
+    half* out = reinterpret_cast<half*>(row);  // half may alias the bytes; formats are little-endian
+    finite_probe<A> input, output;
+    for (std::size_t c = 0; c < channels; c += W) {
+      const F x = load<A>(src + c);
+      input.add(x);
+      store<A>(x, out + c);
+      output.add(load<A>(out + c));
+    }
+    if (!input.all_finite()) return errc::non_finite;
+    return output.all_finite() ? errc::ok : errc::out_of_range;
+  }
+
+  template <class T>
+  static errc decode(const std::byte* block, T* dst) {
+    const half* values = reinterpret_cast<const half*>(block);
+    finite_probe<A> probe;
+    for (std::size_t v = 0; v < format::group_values; v += W) probe.add(load<A>(values + v));
+    if (!probe.all_finite()) return errc::corrupt_data;
+    for (std::size_t v = 0; v < format::group_values; v += W) store<A>(load<A>(values + v), dst + v);
+    return errc::ok;
+  }
+
+  static void scores(const float* q, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    for (std::size_t t = 0; t < tokens; ++t) out[t] = dot(q, reinterpret_cast<const half*>(rows) + t * channels, channels);
+  }
+  static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
+    accumulate_group(w, 1, rows, tokens, channels, out);
+  }
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    const half* values = reinterpret_cast<const half*>(rows);
+    std::size_t h = 0;
+    for (; h + 2 <= group; h += 2) {
+      const float *w0 = w + h * tokens, *w1 = w0 + tokens;
+      float *out0 = out + h * channels, *out1 = out0 + channels;
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const F s0(w0[t]), s1(w1[t]);
+        for (std::size_t c = 0; c < channels; c += W) {
+          const F x = load<A>(values + t * channels + c);
+          xsimd::fma(s0, x, F::load_unaligned(out0 + c)).store_unaligned(out0 + c);
+          xsimd::fma(s1, x, F::load_unaligned(out1 + c)).store_unaligned(out1 + c);
+        }
+      }
+    }
+    if (h < group) {
+      const float* w0 = w + h * tokens;
+      float* out0 = out + h * channels;
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const F s0(w0[t]);
+        for (std::size_t c = 0; c < channels; c += W)
+          xsimd::fma(s0, load<A>(values + t * channels + c), F::load_unaligned(out0 + c)).store_unaligned(out0 + c);
+      }
+    }
+  }
+
+ private:
+  static float dot(const float* q, const half* k, std::size_t channels) {
+    F a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
+    std::size_t c = 0;
+    for (; c + 4 * W <= channels; c += 4 * W) {
+      a0 = xsimd::fma(F::load_unaligned(q + c), load<A>(k + c), a0);
+      a1 = xsimd::fma(F::load_unaligned(q + c + W), load<A>(k + c + W), a1);
+      a2 = xsimd::fma(F::load_unaligned(q + c + 2 * W), load<A>(k + c + 2 * W), a2);
+      a3 = xsimd::fma(F::load_unaligned(q + c + 3 * W), load<A>(k + c + 3 * W), a3);
+    }
+    for (; c < channels; c += W) a0 = xsimd::fma(F::load_unaligned(q + c), load<A>(k + c), a0);
+    return reduce_add<A>((a0 + a1) + (a2 + a3));
+  }
+};
+
 }  // namespace simd
 KPC_END_NAMESPACE
 

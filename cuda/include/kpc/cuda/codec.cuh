@@ -30,17 +30,19 @@ inline constexpr int max_heads_per_block = 8;
 inline constexpr int max_channels_per_thread = 4;
 inline constexpr std::size_t max_attention_head_dim = block_threads * max_channels_per_thread;
 
-/// Shared parts of the per-token codecs: a unit is one token's row of 32-value blocks.
-template <class Block>
+/// Shared parts of the per-token codecs: a unit is one token's row of 32-value blocks (Format: a
+/// descriptor of format.hpp, whose unit sizes the CPU code uses too).
+template <class Format>
 struct block_rows {
+  using block = typename Format::block;
   static constexpr bool per_channel = false;
-  static constexpr int unit_tokens = 1;
+  static constexpr int unit_tokens = static_cast<int>(Format::unit_tokens);
   static constexpr int attention_tokens = 32;  // tokens per attention step
   KPC_HOST_DEVICE static constexpr bool valid_channels(std::size_t channels) {
-    return channels != 0 && channels % format::group_values == 0 && channels <= format::max_channels;
+    return channels != 0 && channels % Format::channel_multiple == 0 && channels <= format::max_channels;
   }
   KPC_HOST_DEVICE static constexpr std::size_t slab_bytes(std::size_t tokens, std::size_t channels) {
-    return tokens * (channels / format::group_values) * Block::bytes;
+    return tokens * Format::unit_bytes(channels);
   }
 };
 
@@ -55,16 +57,17 @@ struct codec {
 /// K per channel: tiles of G tokens (format::k_tile<Bits, G>).
 template <int Bits, int G>
 struct codec<Bits, PerChannel<G>> {
-  using tile = format::k_tile<Bits, G>;
+  using descriptor = format::k_tiles<Bits, G>;
+  using tile = typename descriptor::tile;
   static constexpr bool per_channel = true;
-  static constexpr int unit_tokens = G;
+  static constexpr int unit_tokens = static_cast<int>(descriptor::unit_tokens);
   static constexpr int attention_tokens = G;  // one tile per attention step
   KPC_HOST_DEVICE static constexpr bool valid_channels(std::size_t channels) {
     return channels != 0 && channels <= format::max_channels;
   }
   /// Bytes of a [tokens][channels] slab: whole tiles (as Quantizer::encoded_bytes).
   KPC_HOST_DEVICE static constexpr std::size_t slab_bytes(std::size_t tokens, std::size_t channels) {
-    return (tokens + G - 1) / G * tile::bytes(channels);
+    return (tokens + G - 1) / G * descriptor::unit_bytes(channels);
   }
 
   /// Attention scores of one tile staged in shared memory: logits[h * G + t] = q_h . k_t for its
@@ -166,9 +169,9 @@ struct row_attention {
 
 /// V per token: ggml q8_0 (Bits 8), q4_1 (Bits 4) and kpc's 3-bit blocks.
 template <int Bits, int B>
-struct codec<Bits, PerToken<B>> : detail::block_rows<format::v_block<Bits>>,
+struct codec<Bits, PerToken<B>> : detail::block_rows<format::v_rows<Bits>>,
                                   detail::row_attention<codec<Bits, PerToken<B>>> {
-  using block = format::v_block<Bits>;
+  using block = format::v_block<Bits>;  // (a dependent base's members need naming)
   template <class T>
   KPC_HOST_DEVICE static errc encode_block(const T* x, std::byte* out) { return ref::encode_v_block<Bits>(x, out); }
   template <class T>
@@ -182,9 +185,8 @@ struct codec<Bits, PerToken<B>> : detail::block_rows<format::v_block<Bits>>,
 
 /// The ggml q4_0 baseline.
 template <int B>
-struct codec<4, PerTokenSymmetric<B>> : detail::block_rows<format::q4_0_block>,
+struct codec<4, PerTokenSymmetric<B>> : detail::block_rows<format::q4_0_rows>,
                                         detail::row_attention<codec<4, PerTokenSymmetric<B>>> {
-  using block = format::q4_0_block;
   template <class T>
   KPC_HOST_DEVICE static errc encode_block(const T* x, std::byte* out) { return ref::encode_q4_0_block(x, out); }
   template <class T>
@@ -196,24 +198,16 @@ struct codec<4, PerTokenSymmetric<B>> : detail::block_rows<format::q4_0_block>,
   }
 };
 
-namespace detail {
-struct f16_block {
-  static constexpr std::size_t bytes = 2 * format::group_values;  // 32 halves, no scale
-};
-}  // namespace detail
-
-/// Plain binary16 rows (2 bytes per value, no scale): the f16 cache engines keep today.
-struct f16_codec : detail::block_rows<detail::f16_block>, detail::row_attention<f16_codec> {
-  using block = detail::f16_block;
+/// Plain binary16 rows (2 bytes per value, no scale): the f16 cache engines keep today
+/// (kpc::f16_rows on the CPU).
+struct f16_codec : detail::block_rows<format::f16_rows>, detail::row_attention<f16_codec> {
   template <class T>
   KPC_HOST_DEVICE static errc encode_block(const T* x, std::byte* out) {
-    for (int j = 0; j < format::group_values; ++j) kpc::detail::store_u16le(out + 2 * j, fp32_to_fp16_bits(to_float(x[j])));
-    return errc::ok;
+    return ref::encode_f16_block(x, out);
   }
   template <class T>
   KPC_HOST_DEVICE static errc decode_block(const std::byte* in, T* x) {
-    for (int j = 0; j < format::group_values; ++j) x[j] = from_float<T>(fp16_bits_to_fp32(kpc::detail::load_u16le(in + 2 * j)));
-    return errc::ok;
+    return ref::decode_f16_block(in, x);
   }
   __device__ static float value(const std::byte* rows, int t, std::size_t c, std::size_t channels) {
     return fp16_bits_to_fp32(kpc::detail::load_u16le(rows + 2 * (static_cast<std::size_t>(t) * channels + c)));
