@@ -24,6 +24,13 @@
 #
 # The instruction sets, their order (a kpc::isa value is its line's index) and each unit's flags
 # come from the one list in kpc/isa.hpp (KPC_ISA_HEADER), read here.
+if(NOT KPC_ISA_HEADER)  # beside this file: the source tree's cmake/, or an install's share/kpc/
+  foreach(_candidate "${CMAKE_CURRENT_LIST_DIR}/../include/kpc/isa.hpp" "${CMAKE_CURRENT_LIST_DIR}/../../include/kpc/isa.hpp")
+    if(NOT KPC_ISA_HEADER AND EXISTS "${_candidate}")
+      get_filename_component(KPC_ISA_HEADER "${_candidate}" ABSOLUTE)
+    endif()
+  endforeach()
+endif()
 if(NOT KPC_ISA_HEADER OR NOT EXISTS "${KPC_ISA_HEADER}")
   message(FATAL_ERROR "kpcDispatch.cmake: set KPC_ISA_HEADER to kpc/isa.hpp (got '${KPC_ISA_HEADER}')")
 endif()

@@ -23,7 +23,8 @@
 #define KPC_DETAIL_VERSIONED(prefix, major, minor) KPC_DETAIL_PASTE4(prefix, major, _, minor)
 
 // The code generation flags of this translation unit, as a name: the highest x86 extension its
-// flags enable (plus FMA and F16C, which come separately), NEON on ARM, or generic. Two
+// flags enable (plus FMA, F16C and VNNI, which come separately), NEON (with dotprod) on ARM, or
+// generic. Two
 // translation units built with different -m flags get different names.
 #if defined(__CUDACC__)
 // nvcc's host and device passes must agree on every name; .cu files share one namespace.
@@ -59,9 +60,14 @@
 #define KPC_DETAIL_ARCH_FMA KPC_DETAIL_ARCH_BASE
 #endif
 #if defined(__F16C__) && !defined(__CUDACC__)
-#define KPC_ARCH_NAMESPACE KPC_DETAIL_PASTE2(KPC_DETAIL_ARCH_FMA, _f16c)
+#define KPC_DETAIL_ARCH_F16C KPC_DETAIL_PASTE2(KPC_DETAIL_ARCH_FMA, _f16c)
 #else
-#define KPC_ARCH_NAMESPACE KPC_DETAIL_ARCH_FMA
+#define KPC_DETAIL_ARCH_F16C KPC_DETAIL_ARCH_FMA
+#endif
+#if (defined(__AVX512VNNI__) || defined(__AVXVNNI__)) && !defined(__CUDACC__)
+#define KPC_ARCH_NAMESPACE KPC_DETAIL_PASTE2(KPC_DETAIL_ARCH_F16C, _vnni)
+#else
+#define KPC_ARCH_NAMESPACE KPC_DETAIL_ARCH_F16C
 #endif
 
 // Namespaces. Everything lives in kpc::v<major>_<minor> (inline), so two engines that bundle

@@ -63,7 +63,7 @@ void exercise(const std::uint8_t* data, std::size_t size, std::size_t tokens, st
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 3) return 0;
-  const unsigned format = data[0] % 13;
+  const unsigned format = data[0] % 14;
   const std::size_t tokens = 1 + data[1] % 200;
   const std::size_t blocks = 1 + data[2] % 8, channels = format < 9 ? 1 + data[2] : 32 * blocks;
   data += 3;
@@ -82,7 +82,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 9: exercise<q8_0, true>(data, size, tokens, channels); break;
     case 10: exercise<q4_1, true>(data, size, tokens, channels); break;
     case 11: exercise<Quantizer<3, PerToken<32>>, true>(data, size, tokens, channels); break;
-    default: exercise<q4_0, true>(data, size, tokens, channels); break;
+    case 12: exercise<q4_0, true>(data, size, tokens, channels); break;
+    default: exercise<f16_rows, true>(data, size, tokens, channels); break;
   }
   return 0;
 }

@@ -57,6 +57,17 @@ struct provider {
   static void scores(const float* q, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     block_kernels<A, Block>::scores(q, rows, tokens, channels, out);
   }
+  /// One head at a time, or the block's own group kernel where it has one (f16 rows).
+  template <class Block>
+  static void scores_group(const float* q, std::size_t group, const std::byte* rows, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    if constexpr (std::is_same_v<Block, format::f16_block>) {
+      block_kernels<A, Block>::scores_group(q, group, rows, tokens, channels, out);
+    } else {
+      for (std::size_t h = 0; h < group; ++h)
+        block_kernels<A, Block>::scores(q + h * channels, rows, tokens, channels, out + h * tokens);
+    }
+  }
   template <class Block>
   static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     block_kernels<A, Block>::accumulate(w, rows, tokens, channels, out);

@@ -58,7 +58,7 @@ struct ref_provider {
   template <class Block, class T>
   static errc encode_row(const T* src, std::size_t channels, std::byte* row) {
     for (std::size_t b = 0; b < channels / Block::values; ++b) {
-      const errc status = encode_block<Block>(src + b * Block::values, row + b * Block::bytes);
+      const errc status = ref::encode_block<Block>(src + b * Block::values, row + b * Block::bytes);
       if (status != errc::ok) return status;
     }
     return errc::ok;
@@ -66,7 +66,7 @@ struct ref_provider {
   template <class Block, class T>
   static errc decode_row(const std::byte* row, std::size_t channels, T* dst) {
     for (std::size_t b = 0; b < channels / Block::values; ++b) {
-      const errc status = decode_block<Block>(row + b * Block::bytes, dst + b * Block::values);
+      const errc status = ref::decode_block<Block>(row + b * Block::bytes, dst + b * Block::values);
       if (status != errc::ok) return status;
     }
     return errc::ok;
@@ -77,7 +77,7 @@ struct ref_provider {
     for (std::size_t t = 0; t < tokens; ++t) {
       float dot = 0.0f;
       for (std::size_t b = 0; b < channels / Block::values; ++b)
-        dot += dot_block<Block>(q + b * Block::values, rows + t * row_size + b * Block::bytes);
+        dot += ref::dot_block<Block>(q + b * Block::values, rows + t * row_size + b * Block::bytes);
       out[t] = dot;
     }
   }
@@ -86,7 +86,12 @@ struct ref_provider {
     const std::size_t row_size = channels / Block::values * Block::bytes;
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t b = 0; b < channels / Block::values; ++b)
-        axpy_block<Block>(w[t], rows + t * row_size + b * Block::bytes, out + b * Block::values);
+        ref::axpy_block<Block>(w[t], rows + t * row_size + b * Block::bytes, out + b * Block::values);
+  }
+  template <class Block>
+  static void scores_group(const float* q, std::size_t group, const std::byte* rows, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    for (std::size_t h = 0; h < group; ++h) scores<Block>(q + h * channels, rows, tokens, channels, out + h * tokens);
   }
   template <class Block>
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
@@ -94,31 +99,6 @@ struct ref_provider {
     for (std::size_t h = 0; h < group; ++h) accumulate<Block>(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
 
- private:
-  template <class Block, class T>
-  static errc encode_block(const T* x, std::byte* b) {
-    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::encode_q4_0_block(x, b);
-    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::encode_f16_block(x, b);
-    else return ref::encode_v_block<Block::bits>(x, b);
-  }
-  template <class Block, class T>
-  static errc decode_block(const std::byte* b, T* x) {
-    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::decode_q4_0_block(b, x);
-    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::decode_f16_block(b, x);
-    else return ref::decode_v_block<Block::bits>(b, x);
-  }
-  template <class Block>
-  static float dot_block(const float* q, const std::byte* b) {
-    if constexpr (std::is_same_v<Block, format::q4_0_block>) return ref::dot_q4_0_block(q, b);
-    else if constexpr (std::is_same_v<Block, format::f16_block>) return ref::dot_f16_block(q, b);
-    else return ref::dot_v_block<Block::bits>(q, b);
-  }
-  template <class Block>
-  static void axpy_block(float w, const std::byte* b, float* out) {
-    if constexpr (std::is_same_v<Block, format::q4_0_block>) ref::axpy_q4_0_block(w, b, out);
-    else if constexpr (std::is_same_v<Block, format::f16_block>) ref::axpy_f16_block(w, b, out);
-    else ref::axpy_v_block<Block::bits>(w, b, out);
-  }
 };
 
 inline slab_result ok_result() { return {0, 0}; }
@@ -194,7 +174,7 @@ struct row_slab {
   }
   static void scores_group(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
                            std::size_t channels, float* out) {
-    for (std::size_t h = 0; h < group; ++h) P::template scores<Block>(q + h * channels, src, tokens, channels, out + h * tokens);
+    P::template scores_group<Block>(q, group, src, tokens, channels, out);
   }
   static void accumulate_group(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
                                std::size_t channels, float* out) {

@@ -259,6 +259,33 @@ KPC_HOST_DEVICE inline void axpy_q4_0_block(float w, const std::byte* block, flo
     out[j] += w_scale * static_cast<float>(static_cast<int>(format::code_at<4>(block + layout::offset_codes, j)) - 8);
 }
 
+/// The operations of one block type (format::v_block<Bits>, q4_0_block, f16_block), as the slab
+/// loops of kpc/backend/ call them.
+template <class Block, class T>
+KPC_HOST_DEVICE inline errc encode_block(const T* x, std::byte* block) {
+  if constexpr (std::is_same_v<Block, format::q4_0_block>) return encode_q4_0_block(x, block);
+  else if constexpr (std::is_same_v<Block, format::f16_block>) return encode_f16_block(x, block);
+  else return encode_v_block<Block::bits>(x, block);
+}
+template <class Block, class T>
+KPC_HOST_DEVICE inline errc decode_block(const std::byte* block, T* x) {
+  if constexpr (std::is_same_v<Block, format::q4_0_block>) return decode_q4_0_block(block, x);
+  else if constexpr (std::is_same_v<Block, format::f16_block>) return decode_f16_block(block, x);
+  else return decode_v_block<Block::bits>(block, x);
+}
+template <class Block>
+KPC_HOST_DEVICE inline float dot_block(const float* q, const std::byte* block) {
+  if constexpr (std::is_same_v<Block, format::q4_0_block>) return dot_q4_0_block(q, block);
+  else if constexpr (std::is_same_v<Block, format::f16_block>) return dot_f16_block(q, block);
+  else return dot_v_block<Block::bits>(q, block);
+}
+template <class Block>
+KPC_HOST_DEVICE inline void axpy_block(float w, const std::byte* block, float* out) {
+  if constexpr (std::is_same_v<Block, format::q4_0_block>) axpy_q4_0_block(w, block, out);
+  else if constexpr (std::is_same_v<Block, format::f16_block>) axpy_f16_block(w, block, out);
+  else axpy_v_block<Block::bits>(w, block, out);
+}
+
 }  // namespace ref
 KPC_END_NAMESPACE
 

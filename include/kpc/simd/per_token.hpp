@@ -320,6 +320,35 @@ struct block_kernels<A, format::f16_block> {
   static void scores(const float* q, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     for (std::size_t t = 0; t < tokens; ++t) out[t] = dot(q, reinterpret_cast<const half*>(rows) + t * channels, channels);
   }
+  /// scores for a group: two heads at a time share each converted key row.
+  static void scores_group(const float* q, std::size_t group, const std::byte* rows, std::size_t tokens,
+                           std::size_t channels, float* out) {
+    const half* keys = reinterpret_cast<const half*>(rows);
+    std::size_t h = 0;
+    for (; h + 2 <= group; h += 2) {
+      const float *q0 = q + h * channels, *q1 = q0 + channels;
+      for (std::size_t t = 0; t < tokens; ++t) {
+        const half* k = keys + t * channels;
+        F a0(0.0f), a1(0.0f), b0(0.0f), b1(0.0f);
+        std::size_t c = 0;
+        for (; c + 2 * W <= channels; c += 2 * W) {
+          const F k0 = load<A>(k + c), k1 = load<A>(k + c + W);
+          a0 = xsimd::fma(F::load_unaligned(q0 + c), k0, a0);
+          a1 = xsimd::fma(F::load_unaligned(q0 + c + W), k1, a1);
+          b0 = xsimd::fma(F::load_unaligned(q1 + c), k0, b0);
+          b1 = xsimd::fma(F::load_unaligned(q1 + c + W), k1, b1);
+        }
+        for (; c < channels; c += W) {
+          const F k0 = load<A>(k + c);
+          a0 = xsimd::fma(F::load_unaligned(q0 + c), k0, a0);
+          b0 = xsimd::fma(F::load_unaligned(q1 + c), k0, b0);
+        }
+        out[h * tokens + t] = reduce_add<A>(a0 + a1);
+        out[(h + 1) * tokens + t] = reduce_add<A>(b0 + b1);
+      }
+    }
+    if (h < group) scores(q + h * channels, rows, tokens, channels, out + h * tokens);
+  }
   static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     accumulate_group(w, 1, rows, tokens, channels, out);
   }
