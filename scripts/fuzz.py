@@ -11,6 +11,7 @@ Each target runs for --seconds (default 600) from its seed corpus; two run at a 
 stops the script with the fuzzer's report.
 
 usage: python3 scripts/fuzz.py [--seconds 600] [--targets restore,quantizer,gguf] [--json PATH]
+(targets not run keep their earlier record in the JSON; each entry says its date and commit)
 """
 import argparse
 import datetime
@@ -78,8 +79,15 @@ def main():
             results[t] = dict(finish(t, process), seconds=args.seconds)
             print("%-10s %12d executions in %d s" % (t, results[t]["executions"], args.seconds))
     compiler = subprocess.run(["clang++", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    out = {"targets": results, "sanitizers": "address,undefined", "compiler": compiler,
-           "date": datetime.date.today().isoformat(), "failures": 0}
+    for t in results:
+        results[t]["date"] = datetime.date.today().isoformat()
+        results[t]["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                              text=True).stdout.strip()
+    targets_run = dict(results)
+    if os.path.exists(args.json):  # keep the record of targets not run this time
+        with open(args.json) as f:
+            results = dict(json.load(f).get("targets", {}), **targets_run)
+    out = {"targets": results, "sanitizers": "address,undefined", "compiler": compiler, "failures": 0}
     with open(args.json, "w") as f:
         json.dump(out, f, indent=2)
         f.write("\n")
