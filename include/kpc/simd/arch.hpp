@@ -59,6 +59,10 @@ template <class A>
 inline void pack3(const ibatch<A>* codes, std::byte* group) {
   pack3<A>(codes, group, A{});
 }
+template <class A>
+inline void unpack2(const std::byte* group, ibatch<A>* codes) {
+  unpack2<A>(group, codes, A{});
+}
 template <int Bits, class A>
 inline void store_groups(const ubatch<A>* words, std::byte* first, std::size_t stride) {
   store_groups<Bits, A>(words, first, stride, A{});

@@ -325,6 +325,8 @@ struct k_tile {
         for (std::size_t m = 0; m < 4; ++m)
           codes[m * (8 / W) + i] = (bytes >> static_cast<std::int32_t>(2 * m)) & ibatch<A>(0x3);
       }
+    } else if constexpr (Bits == 2) {
+      unpack2<A>(group, codes.data());
     } else if constexpr (Bits == 3) {
       unpack3<A>(group, codes.data());
     } else {

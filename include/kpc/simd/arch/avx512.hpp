@@ -97,6 +97,51 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx512f>
 }
 #endif
 
+// ---- 3-bit groups (code j at bits 3j..3j+2 of 12 bytes) <-> 32 codes as int32 lanes -----------------
+// (xsimd's avx512f does not derive from avx2: without these, AVX-512 took the lane-by-lane
+// portable path, slower than scalar.)
+
+template <class A>
+inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::avx512f>) {
+  const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
+  for (int k = 0; k < 2; ++k) {
+    const __m256i low = _mm256_set1_epi32(static_cast<std::int32_t>(code3_field(group, 2 * k)));
+    const __m256i high = _mm256_set1_epi32(static_cast<std::int32_t>(code3_field(group, 2 * k + 1)));
+    const __m512i word = _mm512_inserti64x4(_mm512_castsi256_si512(low), high, 1);
+    codes[k] = _mm512_and_si512(_mm512_srlv_epi32(word, shifts), _mm512_set1_epi32(7));
+  }
+}
+template <class A>
+inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::avx512f>) {
+  const __m512i shifts = _mm512_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21, 0, 3, 6, 9, 12, 15, 18, 21);
+  std::uint32_t fields[4];
+  for (int k = 0; k < 2; ++k) {
+    const __m512i v = _mm512_sllv_epi32(codes[k], shifts);
+    for (int half = 0; half < 2; ++half) {  // each 8-lane half ORs into one 24-bit field
+      const __m256i h = half == 0 ? _mm512_castsi512_si256(v) : _mm512_extracti64x4_epi64(v, 1);
+      __m128i x = _mm_or_si128(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      x = _mm_or_si128(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+      x = _mm_or_si128(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+      fields[2 * k + half] = static_cast<std::uint32_t>(_mm_cvtsi128_si32(x));
+    }
+  }
+  detail::store_u32le(group, fields[0] | fields[1] << 24);
+  detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
+  detail::store_u32le(group + 8, fields[2] >> 16 | fields[3] << 8);
+}
+
+// ---- 2-bit groups (code j in byte j % 8 at bit 2 * (j / 8)) -> 32 codes as int32 lanes -----------------
+
+template <class A>
+inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::avx512f>) {
+  const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(group));  // the group's 8 bytes
+  const __m512i twice = _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(bytes, bytes));   // lanes 0-7 and 8-15: bytes 0-7
+  const __m512i low = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);  // tokens 0-15
+  const __m512i high = _mm512_add_epi32(low, _mm512_set1_epi32(4));                      // tokens 16-31
+  codes[0] = _mm512_and_si512(_mm512_srlv_epi32(twice, low), _mm512_set1_epi32(3));
+  codes[1] = _mm512_and_si512(_mm512_srlv_epi32(twice, high), _mm512_set1_epi32(3));
+}
+
 #endif  // XSIMD_WITH_AVX512F
 
 }  // namespace simd

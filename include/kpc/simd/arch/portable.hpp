@@ -3,6 +3,7 @@
 #ifndef KPC_SIMD_ARCH_PORTABLE_HPP
 #define KPC_SIMD_ARCH_PORTABLE_HPP
 
+#include "../../format.hpp"
 #include "common.hpp"
 
 KPC_BEGIN_NAMESPACE
@@ -111,6 +112,15 @@ template <class A>
 inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<portable_arch>) {
   alignas(64) std::int32_t lanes[32];
   for (int j = 0; j < 32; ++j) lanes[j] = static_cast<std::int32_t>((code3_field(group, j / 8) >> (3 * (j % 8))) & 7u);
+  for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v] = ibatch<A>::load_aligned(lanes + v * ibatch<A>::size);
+}
+
+/// A 2-bit group's 32 codes (code j in byte j % 8 at bit 2 * (j / 8)) as int32 lanes; per_channel.hpp
+/// unpacks with shifts where a vector holds at most 8 lanes, and calls this for wider ones.
+template <class A>
+inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<portable_arch>) {
+  alignas(64) std::int32_t lanes[32];
+  for (int j = 0; j < 32; ++j) lanes[j] = static_cast<std::int32_t>(format::code_at<2>(group, j));
   for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v] = ibatch<A>::load_aligned(lanes + v * ibatch<A>::size);
 }
 
