@@ -6,8 +6,13 @@
 //   cold - a pool of KV heads (>= 256 MiB as f16) is walked head after head, as a decode step walks
 //          every layer and head of a model: each head's cache comes from DRAM, as in an engine.
 // Names: attention/<tokens>/<hot|cold>/<cache>; items/s = cached tokens attended per second.
+// <cache>x2: the same on 2 threads (decode_attention's split-K form with a spinning pool).
 // scripts/attention.py turns the JSON into ratios and docs/results/attention.json.
 #include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <functional>
+#include <thread>
 
 #include <cstring>
 #include <kpc/kpc.hpp>
@@ -78,8 +83,50 @@ std::shared_ptr<const pool> make_pool(std::size_t tokens, std::size_t heads) {
   return p;
 }
 
+/// A parallel-for on `threads` threads: the caller and threads - 1 workers that spin between
+/// calls, as an engine's decode pool does (so a call costs no thread start). Task i runs on
+/// thread i % threads.
+class spin_pool {
+ public:
+  explicit spin_pool(std::size_t threads) : threads_(threads) {
+    for (std::size_t id = 1; id < threads; ++id) workers_.emplace_back([this, id] { work(id); });
+  }
+  ~spin_pool() {
+    stop_.store(true);
+    generation_.fetch_add(1, std::memory_order_release);
+    for (std::thread& t : workers_) t.join();
+  }
+  template <class Task>
+  void operator()(std::size_t n, const Task& task) {
+    task_ = [&task](std::size_t i) { task(i); };
+    n_ = n;
+    done_.store(0, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+    for (std::size_t i = 0; i < n; i += threads_) task(i);
+    while (done_.load(std::memory_order_acquire) != workers_.size()) std::this_thread::yield();
+  }
+
+ private:
+  void work(std::size_t id) {
+    std::size_t seen = 0;
+    for (;;) {
+      std::size_t now;
+      while ((now = generation_.load(std::memory_order_acquire)) == seen) std::this_thread::yield();
+      seen = now;
+      if (stop_.load()) return;
+      for (std::size_t i = id; i < n_; i += threads_) task_(i);
+      done_.fetch_add(1, std::memory_order_release);
+    }
+  }
+  std::size_t threads_, n_ = 0;
+  std::function<void(std::size_t)> task_;
+  std::atomic<std::size_t> generation_{0}, done_{0};
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> workers_;
+};
+
 template <class KF, class VF>
-void register_cache(const std::string& name, std::size_t tokens, double bytes_per_token) {
+void register_cache(const std::string& name, std::size_t tokens, double bytes_per_token, std::size_t threads = 1) {
   const std::size_t f16_head_bytes = 2 * tokens * head_dim * sizeof(kpc::half);
   const std::size_t cold_heads = (pool_target_bytes + f16_head_bytes - 1) / f16_head_bytes;
   for (const bool cold : {false, true}) {
@@ -88,9 +135,15 @@ void register_cache(const std::string& name, std::size_t tokens, double bytes_pe
       const std::shared_ptr<const pool> p = make_pool<KF, VF>(tokens, cold ? cold_heads : 1);
       std::vector<float> out(group * head_dim);
       std::size_t h = 0;
+      spin_pool parallel_for(threads);  // (threads = 1: no workers; the one-range call below)
       for (auto _ : state) {
-        kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
-                                      p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data());
+        if (threads == 1)
+          kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
+                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data());
+        else  // the key axis split in `threads` ranges (split-K), merged by kpc
+          kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
+                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data(),
+                                        threads, parallel_for);
         benchmark::DoNotOptimize(out.data());
         if (++h == p->heads) h = 0;
       }
@@ -109,6 +162,10 @@ int main(int argc, char** argv) {
     register_cache<K4, V4>("K4V4", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim));
     register_cache<K4, V3>("K4V3", tokens, kpc::KVCache<K4, V3>::bytes_per_token(1, head_dim));
     register_cache<kpc::q4_0, kpc::q4_0>("q4_0", tokens, 2.0 * static_cast<double>(kpc::q4_0::row_bytes(head_dim)));
+    if (tokens >= 16384) {  // 2 threads (a caller's parallel-for over split-K ranges)
+      register_cache<f16_rows, f16_rows>("f16x2", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim), 2);
+      register_cache<K4, V4>("K4V4x2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2);
+    }
   }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

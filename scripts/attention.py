@@ -21,7 +21,7 @@ import bench  # noqa: E402  (build(), run(), machine(), publish())
 
 ROOT = bench.ROOT
 TOKENS = [1024, 4096, 16384, 65536]
-CACHES = ["f16", "K4V4", "K4V3", "q4_0"]
+CACHES = ["f16", "K4V4", "K4V3", "q4_0", "f16x2", "K4V4x2"]
 
 
 def per_second(raw):
@@ -83,6 +83,11 @@ def main():
         "k4v4_vs_f16_16k_hot": ratio(16384, "hot", "K4V4"),
         "k4v4_vs_f16_64k_hot": ratio(65536, "hot", "K4V4"),
         "q4_0_vs_f16_16k": ratio(16384, "cold", "q4_0"),
+        # 2 threads (split-K through a parallel-for) against 1, the same cache and regime
+        "k4v4_2threads_vs_1thread_16k": round(r["attention/16384/cold/K4V4x2"][0] / r["attention/16384/cold/K4V4"][0], 3),
+        "k4v4_2threads_vs_1thread_16k_hot": round(r["attention/16384/hot/K4V4x2"][0] / r["attention/16384/hot/K4V4"][0], 3),
+        "k4v4_2threads_vs_1thread_64k": round(r["attention/65536/cold/K4V4x2"][0] / r["attention/65536/cold/K4V4"][0], 3),
+        "f16_2threads_vs_1thread_16k": round(r["attention/16384/cold/f16x2"][0] / r["attention/16384/cold/f16"][0], 3),
         "k4v4_bytes_per_token": round(r["attention/16384/cold/K4V4"][1], 4),
         "k4v3_bytes_per_token": round(r["attention/16384/cold/K4V3"][1], 4),
         "f16_bytes_per_token": round(r["attention/16384/cold/f16"][1], 4),
@@ -91,7 +96,7 @@ def main():
     }
     text = table(rows) + ("\n\nRatios are speed ratios (> 1: kpc is faster); the headline ratios use the cold regime.")
     bench.publish(text, result, args.json, args.performance_md, "attention.py",
-                  "one 128-wide KV head, GQA group of 4, single thread")
+                  "one 128-wide KV head, GQA group of 4, single thread (x2: two threads, split-K)")
     return 0
 
 

@@ -11,6 +11,7 @@
 #include <kpc/backend.hpp>
 #include <kpc/cache.hpp>
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -114,6 +115,67 @@ TEST_CASE_TEMPLATE("decode attention against the exact K/V: the quantization err
   // A loose ceiling (K2 + q4_0 is the worst pair); exactly equal outputs would mean no quantization happened.
   CHECK(err < 0.5);
   CHECK(err > 1e-6);
+}
+
+TEST_CASE("split attention: ranges run by a parallel-for merge to the one-range result") {
+  using V4 = kpc::q4_1;
+  auto gen = kpc_test::rng(3010);
+  const std::size_t dim = 128, max_tokens = 1900, group = 4;
+  const std::vector<float> k = kpc_test::offset_rows(max_tokens, dim, {5, 77}, gen);
+  const std::vector<float> v = kpc_test::gaussian(max_tokens * dim, gen);
+  const std::vector<std::byte> k_bytes = encode<K4>(k, max_tokens, dim), v_bytes = encode<V4>(v, max_tokens, dim);
+  const std::vector<float> k_hat = decode<K4>(k_bytes, max_tokens, dim), v_hat = decode<V4>(v_bytes, max_tokens, dim);
+  std::vector<float> sinks = {3.0f, -1.0f, 0.5f, 9.0f};
+  // A parallel-for on real threads, tasks in reverse order, and a count of the tasks it ran.
+  std::size_t tasks_run = 0;
+  const auto threads = [&](std::size_t n, const auto& task) {
+    std::vector<std::thread> pool;
+    for (std::size_t i = n; i-- > 0;) pool.emplace_back([&task, i] { task(i); });
+    for (std::thread& t : pool) t.join();
+    tasks_run += n;
+  };
+  for (const std::size_t tokens : {std::size_t{0}, std::size_t{1}, std::size_t{300}, std::size_t{1900}}) {
+    for (const std::size_t parts : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{16}}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        CAPTURE(tokens);
+        CAPTURE(parts);
+        CAPTURE(variant);
+        kpc::attention_params p;
+        if (variant == 1) p.softcap = 5.0f, p.scale = 0.2f;
+        if (variant == 2) p.sinks = sinks.data();
+        std::vector<float> q = kpc_test::gaussian(group * dim, gen, 0.3f);
+        std::vector<float> one(group * dim), split(group * dim);
+        kpc::decode_attention<K4, V4>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                      tokens, dim, p, one.data());
+        tasks_run = 0;
+        kpc::decode_attention<K4, V4>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                      tokens, dim, p, split.data(), parts, threads);
+        const std::size_t steps = (tokens + 255) / 256;
+        CHECK(tasks_run == (std::min(parts, steps) > 1 ? std::min(parts, steps) : 0));  // ranges of whole steps
+        if (tokens == 0) {
+          CHECK(split == one);
+          continue;
+        }
+        const std::vector<double> want = kpc_test::reference_attention(q, group, k_hat, v_hat, tokens, dim, p);
+        CHECK(kpc_test::relative_error(split, want) <= 1e-5);
+        CHECK(kpc_test::relative_error(split, std::vector<double>(one.begin(), one.end())) <= 1e-5);  // both f32 roundings
+        // In place (out = q), as the one-range call allows.
+        kpc::decode_attention<K4, V4>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                      tokens, dim, p, q.data(), parts, threads);
+        CHECK(q == split);
+      }
+    }
+  }
+  // A logit beyond f32 in one range is thrown by the caller's thread, after every range ran.
+  std::vector<float> huge(group * dim, 1e37f);
+  std::vector<float> out(group * dim);
+  tasks_run = 0;
+  const auto attend_huge = [&] {
+    kpc::decode_attention<K4, V4>(huge.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                  max_tokens, dim, {}, out.data(), 4, threads);
+  };
+  CHECK_THROWS_AS(attend_huge(), kpc::error);
+  CHECK(tasks_run == 4);
 }
 
 TEST_CASE("large logits: the online softmax neither overflows nor loses the peak") {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -122,6 +123,9 @@ class softmax_pass {
     }
   }
   float* scores() { return weights_; }
+  /// Head h's running maximum logit and sum of exp(logit - maximum) (split attention merges these).
+  float max(std::size_t h) const { return max_[h]; }
+  float sum(std::size_t h) const { return sum_[h]; }
   /// Weights of head h in the last step: weights()[h * n + t].
   const float* weights() const { return weights_; }
 
@@ -186,6 +190,39 @@ class softmax_pass {
 
 }  // namespace detail
 
+namespace detail {
+/// The online softmax of `group` query heads over tokens [first, last) of a K and a V slab into
+/// out[group][head_dim]. Without maxima/sums it finishes (divides by the sums); with them it leaves
+/// out unnormalized and stores each head's maximum logit and sum there (split attention).
+template <class KFormat, class VFormat>
+void attend_range(const float* q, std::size_t group, const std::byte* k, std::size_t k_bytes, const std::byte* v,
+                  std::size_t v_bytes, std::size_t first, std::size_t last, std::size_t head_dim,
+                  const attention_params& params, float scale, float* out, float* maxima, float* sums) {
+  for (std::size_t first_head = 0; first_head < group; first_head += attention_heads_per_pass) {
+    const std::size_t heads = std::min(attention_heads_per_pass, group - first_head);
+    const float* queries = q + first_head * head_dim;
+    float* outputs = out + first_head * head_dim;
+    softmax_pass pass(heads, head_dim, params, scale, first_head, outputs, nullptr);
+    for (std::size_t t0 = first; t0 < last; t0 += attention_chunk) {
+      const std::size_t n = std::min(attention_chunk, last - t0);
+      const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
+      const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
+      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
+      pass.step(n);
+      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+    }
+    if (maxima == nullptr) {
+      pass.finish();
+      continue;
+    }
+    for (std::size_t h = 0; h < heads; ++h) {
+      maxima[first_head + h] = pass.max(h);
+      sums[first_head + h] = pass.sum(h);
+    }
+  }
+}
+}  // namespace detail
+
 /// Attention of `group` query heads (q: [group][head_dim] f32) over the first `tokens` tokens of
 /// one KV head: K as a KFormat slab (k, k_bytes), V as a VFormat slab (v, v_bytes). Writes
 /// out[group][head_dim] (out may be q itself: attention in place). KFormat/VFormat are kpc::Quantizer
@@ -217,20 +254,71 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
   q = detail::readable_queries(q, out, group * head_dim);  // out may be q itself
 
   std::fill(out, out + group * head_dim, 0.0f);
-  for (std::size_t first_head = 0; first_head < group; first_head += detail::attention_heads_per_pass) {
-    const std::size_t heads = std::min(detail::attention_heads_per_pass, group - first_head);
-    const float* queries = q + first_head * head_dim;
-    float* outputs = out + first_head * head_dim;
-    detail::softmax_pass pass(heads, head_dim, params, scale, first_head, outputs, nullptr);
-    for (std::size_t t0 = 0; t0 < tokens; t0 += chunk) {
-      const std::size_t n = std::min(chunk, tokens - t0);
-      const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
-      const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
-      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
-      pass.step(n);
-      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+  detail::attend_range<KFormat, VFormat>(q, group, k, k_bytes, v, v_bytes, 0, tokens, head_dim, params, scale, out,
+                                         nullptr, nullptr);
+}
+
+/// decode_attention with the key axis cut into up to `parts` ranges (whole 256-token steps) that
+/// parallel_for runs, possibly at once: each range keeps its own online-softmax state, and the
+/// states merge as the online softmax rescales, so the result equals the one-range call up to
+/// float rounding. parallel_for(n, task) must call task(i) once for each i < n, on any threads,
+/// and return when all have run (a thread pool's parallel-for; a plain loop works too). kpc
+/// creates no thread. An error in a range (a logit beyond f32) is thrown here, after all ran.
+/// Needs parts x (2 + head_dim) x group floats of heap memory.
+template <class KFormat, class VFormat, class ParallelFor>
+void decode_attention(const float* q, std::size_t group, const std::byte* k, std::size_t k_bytes,
+                      const std::byte* v, std::size_t v_bytes, std::size_t tokens, std::size_t head_dim,
+                      const attention_params& params, float* out, std::size_t parts, ParallelFor&& parallel_for) {
+  constexpr std::size_t chunk = detail::attention_chunk;
+  const std::size_t steps = tokens / chunk + (tokens % chunk != 0);
+  parts = std::min(std::max<std::size_t>(parts, 1), std::max<std::size_t>(steps, 1));
+  if (parts == 1) return decode_attention<KFormat, VFormat>(q, group, k, k_bytes, v, v_bytes, tokens, head_dim, params, out);
+  if (group == 0) detail::raisef(errc::invalid_shape, "decode_attention: group must be >= 1");
+  detail::check_bytes(k, k_bytes, KFormat::encoded_bytes(tokens, head_dim), "decode_attention k");
+  detail::check_bytes(v, v_bytes, VFormat::encoded_bytes(tokens, head_dim), "decode_attention v");
+  const float scale = detail::checked_scale(q, group, head_dim, params, out);
+  std::vector<float> queries(q, q + group * head_dim);  // out may be q itself
+  // Per range: [group][head_dim] unnormalized outputs, then [group] maxima and [group] sums.
+  const std::size_t stride = group * (head_dim + 2);
+  std::vector<float> state(parts * stride, 0.0f);
+  std::vector<std::exception_ptr> failures(parts);
+  parallel_for(parts, [&](std::size_t i) {
+    const std::size_t first = steps * i / parts * chunk, last = std::min(tokens, steps * (i + 1) / parts * chunk);
+    float* range_out = state.data() + i * stride;
+    attention_params range_params = params;
+    if (i != 0) range_params.sinks = nullptr;  // a sink joins the softmax once
+#if KPC_HAS_EXCEPTIONS
+    try {
+#endif
+      detail::attend_range<KFormat, VFormat>(queries.data(), group, k, k_bytes, v, v_bytes, first, last, head_dim,
+                                             range_params, scale, range_out, range_out + group * head_dim,
+                                             range_out + group * (head_dim + 1));
+#if KPC_HAS_EXCEPTIONS
+    } catch (...) {
+      failures[i] = std::current_exception();
     }
-    pass.finish();
+#endif
+  });
+#if KPC_HAS_EXCEPTIONS
+  for (const std::exception_ptr& failure : failures)
+    if (failure) std::rethrow_exception(failure);
+#endif
+  for (std::size_t h = 0; h < group; ++h) {
+    float top = -std::numeric_limits<float>::infinity();
+    for (std::size_t i = 0; i < parts; ++i) top = std::max(top, state[i * stride + group * head_dim + h]);
+    float total = 0.0f;
+    float* o = out + h * head_dim;
+    std::fill(o, o + head_dim, 0.0f);
+    for (std::size_t i = 0; i < parts; ++i) {
+      const float* range = state.data() + i * stride;
+      const float range_sum = range[group * (head_dim + 1) + h];
+      if (range_sum == 0.0f) continue;  // no tokens (and no sink) in it
+      const float factor = std::exp(range[group * head_dim + h] - top);
+      total += range_sum * factor;
+      for (std::size_t c = 0; c < head_dim; ++c) o[c] += range[h * head_dim + c] * factor;
+    }
+    if (total != 0.0f)
+      for (std::size_t c = 0; c < head_dim; ++c) o[c] /= total;
   }
 }
 
