@@ -7,9 +7,11 @@
 //          every layer and head of a model: each head's cache comes from DRAM, as in an engine.
 // Names: attention/<tokens>/<hot|cold>/<cache>; items/s = cached tokens attended per second.
 // <cache>x2: the same on 2 threads (decode_attention's split-K form with a spinning pool).
+// prefill/4096/<prefill|decode_calls>/K4V4: a 4k prompt's causal attention, one call or 4k calls.
 // scripts/attention.py turns the JSON into ratios and docs/results/attention.json.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <thread>
@@ -154,9 +156,37 @@ void register_cache(const std::string& name, std::size_t tokens, double bytes_pe
   }
 }
 
+/// A 4k-token prompt's attention for one KV head (group 4): prefill_attention in one call against
+/// one decode_attention call per position (what an engine without a prefill kernel does).
+template <class KF, class VF>
+void register_prefill(const std::string& name, std::size_t tokens) {
+  for (const bool one_call : {true, false}) {
+    const std::string label = "prefill/" + std::to_string(tokens) + (one_call ? "/prefill/" : "/decode_calls/") + name;
+    benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& state) {
+      const std::shared_ptr<const pool> p = make_pool<KF, VF>(tokens, 1);
+      std::vector<float> q(tokens * group * head_dim), out(q.size());
+      for (std::size_t i = 0; i < tokens; ++i) std::copy(data().q.begin(), data().q.end(), q.begin() + i * group * head_dim);
+      for (auto _ : state) {
+        if (one_call) {
+          kpc::prefill_attention<KF, VF>(q.data(), tokens, group, p->k.data(), p->k_bytes, p->v.data(), p->v_bytes, 0,
+                                         head_dim, {}, out.data());
+        } else {
+          for (std::size_t i = 0; i < tokens; ++i)
+            kpc::decode_attention<KF, VF>(q.data() + i * group * head_dim, group, p->k.data(), p->k_bytes, p->v.data(),
+                                          p->v_bytes, i + 1, head_dim, {}, out.data() + i * group * head_dim);
+        }
+        benchmark::DoNotOptimize(out.data());
+      }
+      state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * tokens));
+      state.counters["bytes_per_token"] = 0.0;
+    });
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  register_prefill<K4, V4>("K4V4", 4096);
   for (const std::size_t tokens : {std::size_t{1024}, std::size_t{4096}, std::size_t{16384}, std::size_t{65536}}) {
     register_cache<f16_rows, f16_rows>("f16", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim));
     register_cache<K4, V4>("K4V4", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim));

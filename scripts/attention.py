@@ -87,6 +87,7 @@ def main():
         "k4v4_2threads_vs_1thread_16k": round(r["attention/16384/cold/K4V4x2"][0] / r["attention/16384/cold/K4V4"][0], 3),
         "k4v4_2threads_vs_1thread_16k_hot": round(r["attention/16384/hot/K4V4x2"][0] / r["attention/16384/hot/K4V4"][0], 3),
         "k4v4_2threads_vs_1thread_64k": round(r["attention/65536/cold/K4V4x2"][0] / r["attention/65536/cold/K4V4"][0], 3),
+        "k4v4_prefill_vs_decode_calls_4k": round(r["prefill/4096/prefill/K4V4"][0] / r["prefill/4096/decode_calls/K4V4"][0], 3),
         "f16_2threads_vs_1thread_16k": round(r["attention/16384/cold/f16x2"][0] / r["attention/16384/cold/f16"][0], 3),
         "k4v4_bytes_per_token": round(r["attention/16384/cold/K4V4"][1], 4),
         "k4v3_bytes_per_token": round(r["attention/16384/cold/K4V3"][1], 4),

@@ -12,6 +12,7 @@
 #include <kpc/cache.hpp>
 #include <limits>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "support.hpp"
@@ -176,6 +177,59 @@ TEST_CASE("split attention: ranges run by a parallel-for merge to the one-range 
   };
   CHECK_THROWS_AS(attend_huge(), kpc::error);
   CHECK(tasks_run == 4);
+}
+
+TEST_CASE("prefill attention: each query position gets what decode attention over its prefix gives") {
+  using V4 = kpc::q4_1;
+  auto gen = kpc_test::rng(3011);
+  const std::size_t dim = 64, max_tokens = 700;
+  const std::vector<float> k = kpc_test::offset_rows(max_tokens, dim, {5, 40}, gen);
+  const std::vector<float> v = kpc_test::gaussian(max_tokens * dim, gen);
+  const std::vector<std::byte> k_bytes = encode<K4>(k, max_tokens, dim), v_bytes = encode<V4>(v, max_tokens, dim);
+  const std::vector<float> k_hat = decode<K4>(k_bytes, max_tokens, dim), v_hat = decode<V4>(v_bytes, max_tokens, dim);
+  std::vector<float> sinks = {1.0f, -2.0f, 4.0f};
+  double worst = 0.0;
+  // (first, queries, group): a whole prompt, a chunk after cached tokens, one query, query rows
+  // that straddle the 16-row passes (group 3) and the 256-token steps.
+  for (const auto& [first, queries, group] : {std::tuple<std::size_t, std::size_t, std::size_t>{0, 300, 1},
+                                              {0, 37, 3}, {250, 20, 4}, {699, 1, 3}, {200, 500, 3}}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      CAPTURE(first);
+      CAPTURE(queries);
+      CAPTURE(group);
+      CAPTURE(variant);
+      kpc::attention_params p;
+      if (variant == 1) p.softcap = 5.0f, p.scale = 0.2f;
+      if (variant == 2) p.sinks = sinks.data();
+      std::vector<float> q = kpc_test::gaussian(queries * group * dim, gen, 0.3f);
+      std::vector<float> out(q.size());
+      kpc::prefill_attention<K4, V4>(q.data(), queries, group, k_bytes.data(), k_bytes.size(), v_bytes.data(),
+                                     v_bytes.size(), first, dim, p, out.data());
+      for (std::size_t i = 0; i < queries; ++i) {
+        const std::vector<float> qi(q.begin() + i * group * dim, q.begin() + (i + 1) * group * dim);
+        const std::vector<float> got(out.begin() + i * group * dim, out.begin() + (i + 1) * group * dim);
+        std::vector<float> decoded(group * dim);
+        kpc::decode_attention<K4, V4>(qi.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                      first + i + 1, dim, p, decoded.data());
+        const double err = kpc_test::relative_error(got, kpc_test::reference_attention(qi, group, k_hat, v_hat, first + i + 1, dim, p));
+        worst = std::max(worst, err);
+        CHECK(err <= 1e-5);
+        CHECK(kpc_test::relative_error(got, std::vector<double>(decoded.begin(), decoded.end())) <= 1e-5);
+      }
+      // In place.
+      kpc::prefill_attention<K4, V4>(q.data(), queries, group, k_bytes.data(), k_bytes.size(), v_bytes.data(),
+                                     v_bytes.size(), first, dim, p, q.data());
+      CHECK(q == out);
+    }
+  }
+  MESSAGE("prefill attention, worst relative error against f64 over each causal prefix: " << worst);
+  // The slabs must hold first + queries tokens.
+  std::vector<float> q(4 * dim), out(4 * dim);
+  const auto past_the_end = [&] {
+    kpc::prefill_attention<K4, V4>(q.data(), 4, 1, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
+                                   max_tokens - 3, dim, {}, out.data());
+  };
+  CHECK_THROWS_AS(past_the_end(), kpc::error);
 }
 
 TEST_CASE("large logits: the online softmax neither overflows nor loses the peak") {

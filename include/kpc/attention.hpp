@@ -130,24 +130,31 @@ class softmax_pass {
   const float* weights() const { return weights_; }
 
   /// The first `skip` tokens of the step get weight 0 (positions whose scores come from elsewhere).
-  void step(std::size_t n, std::size_t skip = 0) {
+  /// With `valid`, head h takes only the first valid[h] of the n scores (a causal mask: the rest,
+  /// possibly all, get weight 0).
+  void step(std::size_t n, std::size_t skip = 0, const std::size_t* valid = nullptr) {
     for (std::size_t h = 0; h < heads_; ++h) {
       float* const w = weights_ + h * n;
-      for (std::size_t t = skip; t < n; ++t)
+      const std::size_t count = valid != nullptr ? valid[h] : n;
+      if (count == 0) {
+        std::fill(w, w + n, 0.0f);
+        continue;
+      }
+      for (std::size_t t = skip; t < count; ++t)
         if (!std::isfinite(w[t])) raise_overflow();
       float step_max;
       if (softcap_ > 0.0f) {
         step_max = -std::numeric_limits<float>::infinity();
-        for (std::size_t t = 0; t < n; ++t) {
+        for (std::size_t t = 0; t < count; ++t) {
           w[t] = softcap_ * std::tanh(w[t] * scale_ / softcap_);
           step_max = std::max(step_max, w[t]);
         }
       } else {
-        step_max = steps_.scale_max(w, n, scale_);
+        step_max = steps_.scale_max(w, count, scale_);
       }
       if (skip != 0) {  // (callers skip only after a step or sink that made the maximum finite)
         std::fill(w, w + skip, -std::numeric_limits<float>::infinity());
-        step_max = *std::max_element(w, w + n);
+        step_max = *std::max_element(w, w + count);
       }
       if (!(step_max < std::numeric_limits<float>::infinity())) raise_overflow();  // scale * q.k beyond f32
       if (step_max > max_[h]) {  // rescale what was summed under the old maximum
@@ -157,7 +164,8 @@ class softmax_pass {
         if (rotated_ != nullptr) rescale(rotated_ + h * head_dim_, correction);
         max_[h] = step_max;
       }
-      sum_[h] += steps_.exp_sum(w, n, max_[h]);
+      sum_[h] += steps_.exp_sum(w, count, max_[h]);
+      std::fill(w + count, w + n, 0.0f);
     }
   }
 
@@ -319,6 +327,60 @@ void decode_attention(const float* q, std::size_t group, const std::byte* k, std
     }
     if (total != 0.0f)
       for (std::size_t c = 0; c < head_dim; ++c) o[c] /= total;
+  }
+}
+
+/// Causal attention of `queries` consecutive positions against one KV head, in one call: query
+/// i (q + i * group * head_dim: `group` heads, [queries][group][head_dim] in all) sees tokens
+/// [0, first + i + 1) of the slabs, what decode_attention over first + i + 1 tokens gives it (up
+/// to float rounding): a prompt's prefill (first = 0), or a chunk of it after `first` cached
+/// tokens. The slabs hold at least first + queries tokens. Each 256-token step of the cache is
+/// read once for up to 16 query rows (queries x heads) instead of once per query. out
+/// [queries][group][head_dim] (may be q). Errors as decode_attention's.
+template <class KFormat, class VFormat>
+void prefill_attention(const float* q, std::size_t queries, std::size_t group, const std::byte* k, std::size_t k_bytes,
+                       const std::byte* v, std::size_t v_bytes, std::size_t first, std::size_t head_dim,
+                       const attention_params& params, float* out) {
+  static_assert(detail::scores_keys<KFormat>::value && detail::accumulates_values<VFormat>::value,
+                "kpc::prefill_attention: KFormat and VFormat must be kpc::Quantizer formats (see decode_attention)");
+  if (group == 0) detail::raisef(errc::invalid_shape, "prefill_attention: group must be >= 1");
+  if (queries == 0) return;
+  const std::size_t rows = detail::checked_mul(queries, group), tokens = first + queries;
+  detail::check_bytes(k, k_bytes, KFormat::encoded_bytes(tokens, head_dim), "prefill_attention k");
+  detail::check_bytes(v, v_bytes, VFormat::encoded_bytes(tokens, head_dim), "prefill_attention v");
+  attention_params row_params = params;
+  row_params.sinks = nullptr;  // checked per group below, and given per row
+  const float scale = detail::checked_scale(q, rows, head_dim, row_params, out);
+  if (params.sinks != nullptr) detail::check_finite(params.sinks, group, "attention_params::sinks");
+  std::vector<float> queries_copy;
+  if (detail::overlaps(q, rows * head_dim, out, rows * head_dim)) {  // out may be q
+    queries_copy.assign(q, q + rows * head_dim);
+    q = queries_copy.data();
+  }
+  std::fill(out, out + rows * head_dim, 0.0f);
+  constexpr std::size_t chunk = detail::attention_chunk;
+  for (std::size_t r0 = 0; r0 < rows; r0 += detail::attention_heads_per_pass) {
+    const std::size_t heads = std::min(detail::attention_heads_per_pass, rows - r0);
+    float row_sinks[detail::attention_heads_per_pass];
+    std::size_t limit[detail::attention_heads_per_pass], valid[detail::attention_heads_per_pass];
+    for (std::size_t h = 0; h < heads; ++h) {
+      limit[h] = first + (r0 + h) / group + 1;  // row r0 + h is query (r0 + h) / group
+      if (params.sinks != nullptr) row_sinks[h] = params.sinks[(r0 + h) % group];
+    }
+    row_params.sinks = params.sinks != nullptr ? row_sinks : nullptr;
+    float* outputs = out + r0 * head_dim;
+    detail::softmax_pass pass(heads, head_dim, row_params, scale, 0, outputs, nullptr);
+    const std::size_t last = limit[heads - 1];  // rows are in query order: the last sees the most
+    for (std::size_t t0 = 0; t0 < last; t0 += chunk) {
+      const std::size_t n = std::min(chunk, last - t0);
+      for (std::size_t h = 0; h < heads; ++h) valid[h] = limit[h] <= t0 ? 0 : std::min(n, limit[h] - t0);
+      const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
+      const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
+      KFormat::scores_group(q + r0 * head_dim, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
+      pass.step(n, 0, valid);
+      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+    }
+    pass.finish();
   }
 }
 
