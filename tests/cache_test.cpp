@@ -10,6 +10,7 @@
 #include <kpc/cache.hpp>
 #include <new>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support.hpp"
@@ -953,6 +954,26 @@ TEST_CASE("sized appends, in-place and all-heads attention, load's capacity and 
   c.attend_all(q16, heads * group, {}, out16);
   for (std::size_t i = 0; i < q.size(); ++i) CHECK(static_cast<float>(out16[i]) == doctest::Approx(all[i]).epsilon(2e-2).scale(0.05));
   CHECK(code_of([&] { c.attend_all(q, 5, {}, all); }) == kpc::errc::invalid_shape);  // not a multiple of kv_heads
+  // The heads spread over a caller's parallel-for on real threads: the same bytes, every head once,
+  // in place too; an error in a head reaches the caller after all ran.
+  std::vector<std::size_t> runs(heads, 0);
+  const auto threads = [&](std::size_t n, const auto& task) {
+    std::vector<std::thread> pool;
+    for (std::size_t i = 0; i < n; ++i) pool.emplace_back([&task, &runs, i] { ++runs[i], task(i); });
+    for (std::thread& t : pool) t.join();
+  };
+  std::vector<float> spread(q.size());
+  c.attend_all(q, heads * group, {}, spread, threads);
+  CHECK(spread == all);
+  CHECK(runs == std::vector<std::size_t>(heads, 1));
+  std::vector<float> in_place = q;
+  c.attend_all(in_place, heads * group, {}, in_place, threads);
+  CHECK(in_place == all);
+  std::vector<kpc::half> spread16(q.size());
+  c.attend_all(q16, heads * group, {}, spread16, threads);
+  for (std::size_t i = 0; i < q.size(); ++i) CHECK(spread16[i].bits == out16[i].bits);
+  std::vector<float> huge(q.size(), 1e37f);
+  CHECK(code_of([&] { c.attend_all(huge, heads * group, {}, spread, threads); }) == kpc::errc::out_of_range);
   CHECK(code_of([&] { c.attend(0, q, group, {}, kpc::span<float>(all.data(), group * dim - 1)); }) == kpc::errc::buffer_too_small);
   // Errors name the head, the cache position and the channel.
   std::vector<float> bad(rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(4 * heads * dim));

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -446,6 +447,19 @@ class KVCache {
   void attend_all(span<const half> q, std::size_t q_heads, const attention_params& params, span<half> out) const {
     attend_all_of(q, q_heads, params, out);
   }
+  /// attend_all with the KV heads spread over the caller's parallel-for: parallel_for(n, task)
+  /// calls task(i) once for each i < n, on any threads, and returns when all have run (kpc creates
+  /// no thread). An error in a head is thrown here, after all ran.
+  template <class ParallelFor>
+  void attend_all(span<const float> q, std::size_t q_heads, const attention_params& params, span<float> out,
+                  ParallelFor&& parallel_for) const {
+    attend_all_of(q, q_heads, params, out, parallel_for);
+  }
+  template <class ParallelFor>
+  void attend_all(span<const half> q, std::size_t q_heads, const attention_params& params, span<half> out,
+                  ParallelFor&& parallel_for) const {
+    attend_all_of(q, q_heads, params, out, parallel_for);
+  }
   void attend_prefix(std::size_t h, std::size_t tokens, const float* q, std::size_t group,
                      const attention_params& params, float* out) const {
     check_range(0, tokens, "attend");
@@ -784,15 +798,23 @@ class KVCache {
     checked_head(h);
     read_values(h, first, count, dst.data(), head_dim(), keys, false);
   }
-  template <class T>
-  void attend_all_of(span<const T> q, std::size_t q_heads, const attention_params& params, span<T> out) const {
+  /// One head after another on this thread (attend_all without a parallel-for).
+  struct serial_for {
+    template <class Task>
+    void operator()(std::size_t n, const Task& task) const {
+      for (std::size_t i = 0; i < n; ++i) task(i);
+    }
+  };
+  template <class T, class ParallelFor = serial_for>
+  void attend_all_of(span<const T> q, std::size_t q_heads, const attention_params& params, span<T> out,
+                     ParallelFor&& parallel_for = {}) const {
     const std::size_t dim = head_dim(), heads = kv_heads();
     if (q_heads == 0 || q_heads % heads != 0)
       detail::raisef(errc::invalid_shape, "KVCache::attend_all: %zu query heads are not a multiple of kv_heads %zu", q_heads, heads);
     detail::check_elements(q.data(), q.size(), q_heads, dim, dim, "attend_all q");
     detail::check_elements(out.data(), out.size(), q_heads, dim, dim, "attend_all out");
     const std::size_t group = q_heads / heads;
-    for (std::size_t h = 0; h < heads; ++h) {
+    const auto one_head = [&](std::size_t h) {  // reads and writes head h's rows only
       attention_params p = params;
       if (params.sinks != nullptr) p.sinks = params.sinks + h * group;
       if constexpr (std::is_same_v<T, float>) {
@@ -803,6 +825,24 @@ class KVCache {
         attend_prefix(h, size_, buffer, group, p, buffer + group * dim);
         for (std::size_t i = 0; i < group * dim; ++i) out.data()[h * group * dim + i] = from_float<half>(buffer[group * dim + i]);
       }
+    };
+    if constexpr (std::is_same_v<std::decay_t<ParallelFor>, serial_for>) {
+      for (std::size_t h = 0; h < heads; ++h) one_head(h);
+    } else {
+#if KPC_HAS_EXCEPTIONS
+      std::vector<std::exception_ptr> failures(heads);
+      parallel_for(heads, [&](std::size_t h) {
+        try {
+          one_head(h);
+        } catch (...) {
+          failures[h] = std::current_exception();
+        }
+      });
+      for (const std::exception_ptr& failure : failures)
+        if (failure) std::rethrow_exception(failure);
+#else
+      parallel_for(heads, one_head);
+#endif
     }
   }
   /// Rows of [tokens][kv_heads][head_dim] must be finite; the error names the first bad one.
