@@ -12,7 +12,6 @@
 #include <kpc/cache.hpp>
 #include <limits>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "support.hpp"
@@ -191,8 +190,11 @@ TEST_CASE("prefill attention: each query position gets what decode attention ove
   double worst = 0.0;
   // (first, queries, group): a whole prompt, a chunk after cached tokens, one query, query rows
   // that straddle the 16-row passes (group 3) and the 256-token steps.
-  for (const auto& [first, queries, group] : {std::tuple<std::size_t, std::size_t, std::size_t>{0, 300, 1},
-                                              {0, 37, 3}, {250, 20, 4}, {699, 1, 3}, {200, 500, 3}}) {
+  struct shape {
+    std::size_t first, queries, group;
+  };
+  for (const shape& s : {shape{0, 300, 1}, shape{0, 37, 3}, shape{250, 20, 4}, shape{699, 1, 3}, shape{200, 500, 3}}) {
+    const std::size_t first = s.first, queries = s.queries, group = s.group;  // (clang 14 cannot capture bindings)
     for (int variant = 0; variant < 3; ++variant) {
       CAPTURE(first);
       CAPTURE(queries);
