@@ -186,7 +186,7 @@ TEST_CASE("prefill attention: each query position gets what decode attention ove
   const std::vector<float> v = kpc_test::gaussian(max_tokens * dim, gen);
   const std::vector<std::byte> k_bytes = encode<K4>(k, max_tokens, dim), v_bytes = encode<V4>(v, max_tokens, dim);
   const std::vector<float> k_hat = decode<K4>(k_bytes, max_tokens, dim), v_hat = decode<V4>(v_bytes, max_tokens, dim);
-  std::vector<float> sinks = {1.0f, -2.0f, 4.0f};
+  std::vector<float> sinks = {1.0f, -2.0f, 4.0f, 0.5f};  // one per head of the largest group below
   double worst = 0.0;
   // (first, queries, group): a whole prompt, a chunk after cached tokens, one query, query rows
   // that straddle the 16-row passes (group 3) and the 256-token steps.
