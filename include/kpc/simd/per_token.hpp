@@ -352,34 +352,26 @@ struct block_kernels<A, format::f16_block> {
   static void accumulate(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels, float* out) {
     accumulate_group(w, 1, rows, tokens, channels, out);
   }
+  /// accumulate for a group: two heads at a time share each converted value row.
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                std::size_t channels, float* out) {
-    const half* values = reinterpret_cast<const half*>(rows);
     std::size_t h = 0;
-    for (; h + 2 <= group; h += 2) {
-      const float *w0 = w + h * tokens, *w1 = w0 + tokens;
-      float *out0 = out + h * channels, *out1 = out0 + channels;
-      for (std::size_t t = 0; t < tokens; ++t) {
-        const F s0(w0[t]), s1(w1[t]);
-        for (std::size_t c = 0; c < channels; c += W) {
-          const F x = load<A>(values + t * channels + c);
-          xsimd::fma(s0, x, F::load_unaligned(out0 + c)).store_unaligned(out0 + c);
-          xsimd::fma(s1, x, F::load_unaligned(out1 + c)).store_unaligned(out1 + c);
-        }
-      }
-    }
-    if (h < group) {
-      const float* w0 = w + h * tokens;
-      float* out0 = out + h * channels;
-      for (std::size_t t = 0; t < tokens; ++t) {
-        const F s0(w0[t]);
-        for (std::size_t c = 0; c < channels; c += W)
-          xsimd::fma(s0, load<A>(values + t * channels + c), F::load_unaligned(out0 + c)).store_unaligned(out0 + c);
-      }
-    }
+    for (; h + 2 <= group; h += 2) accumulate_heads<2>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    if (h < group) accumulate_heads<1>(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
 
  private:
+  template <int H>
+  static void accumulate_heads(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels,
+                               float* out) {
+    const half* values = reinterpret_cast<const half*>(rows);
+    for (std::size_t t = 0; t < tokens; ++t)
+      for (std::size_t c = 0; c < channels; c += W) {
+        const F x = load<A>(values + t * channels + c);
+        for (int h = 0; h < H; ++h)
+          xsimd::fma(F(w[h * tokens + t]), x, F::load_unaligned(out + h * channels + c)).store_unaligned(out + h * channels + c);
+      }
+  }
   static float dot(const float* q, const half* k, std::size_t channels) {
     F a0(0.0f), a1(0.0f), a2(0.0f), a3(0.0f);
     std::size_t c = 0;
