@@ -7,12 +7,15 @@
 //          every layer and head of a model: each head's cache comes from DRAM, as in an engine.
 // Names: attention/<tokens>/<hot|cold>/<cache>; items/s = cached tokens attended per second.
 // <cache>x2: the same on 2 threads (decode_attention's split-K form with a spinning pool).
+// <cache>i8: the int8 attention path (attention_params::arithmetic = int8).
 // prefill/4096/<prefill|decode_calls>/K4V4: a 4k prompt's causal attention, one call or 4k calls.
 // scripts/attention.py turns the JSON into ratios and docs/results/attention.json.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <thread>
 
@@ -128,7 +131,10 @@ class spin_pool {
 };
 
 template <class KF, class VF>
-void register_cache(const std::string& name, std::size_t tokens, double bytes_per_token, std::size_t threads = 1) {
+void register_cache(const std::string& name, std::size_t tokens, double bytes_per_token, std::size_t threads = 1,
+                    kpc::attention_arithmetic arithmetic = kpc::attention_arithmetic::exact) {
+  kpc::attention_params params;
+  params.arithmetic = arithmetic;
   const std::size_t f16_head_bytes = 2 * tokens * head_dim * sizeof(kpc::half);
   const std::size_t cold_heads = (pool_target_bytes + f16_head_bytes - 1) / f16_head_bytes;
   for (const bool cold : {false, true}) {
@@ -141,10 +147,10 @@ void register_cache(const std::string& name, std::size_t tokens, double bytes_pe
       for (auto _ : state) {
         if (threads == 1)
           kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
-                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data());
+                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, params, out.data());
         else  // the key axis split in `threads` ranges (split-K), merged by kpc
           kpc::decode_attention<KF, VF>(data().q.data(), group, p->k.data() + h * p->k_bytes, p->k_bytes,
-                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, {}, out.data(),
+                                        p->v.data() + h * p->v_bytes, p->v_bytes, tokens, head_dim, params, out.data(),
                                         threads, parallel_for);
         benchmark::DoNotOptimize(out.data());
         if (++h == p->heads) h = 0;
@@ -159,7 +165,10 @@ void register_cache(const std::string& name, std::size_t tokens, double bytes_pe
 /// A 4k-token prompt's attention for one KV head (group 4): prefill_attention in one call against
 /// one decode_attention call per position (what an engine without a prefill kernel does).
 template <class KF, class VF>
-void register_prefill(const std::string& name, std::size_t tokens) {
+void register_prefill(const std::string& name, std::size_t tokens,
+                      kpc::attention_arithmetic arithmetic = kpc::attention_arithmetic::exact) {
+  kpc::attention_params params;
+  params.arithmetic = arithmetic;
   for (const bool one_call : {true, false}) {
     const std::string label = "prefill/" + std::to_string(tokens) + (one_call ? "/prefill/" : "/decode_calls/") + name;
     benchmark::RegisterBenchmark(label.c_str(), [=](benchmark::State& state) {
@@ -169,11 +178,11 @@ void register_prefill(const std::string& name, std::size_t tokens) {
       for (auto _ : state) {
         if (one_call) {
           kpc::prefill_attention<KF, VF>(q.data(), tokens, group, p->k.data(), p->k_bytes, p->v.data(), p->v_bytes, 0,
-                                         head_dim, {}, out.data());
+                                         head_dim, params, out.data());
         } else {
           for (std::size_t i = 0; i < tokens; ++i)
             kpc::decode_attention<KF, VF>(q.data() + i * group * head_dim, group, p->k.data(), p->k_bytes, p->v.data(),
-                                          p->v_bytes, i + 1, head_dim, {}, out.data() + i * group * head_dim);
+                                          p->v_bytes, i + 1, head_dim, params, out.data() + i * group * head_dim);
         }
         benchmark::DoNotOptimize(out.data());
       }
@@ -186,15 +195,28 @@ void register_prefill(const std::string& name, std::size_t tokens) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // KPC_BENCH_ISA=avx2 (any kpc::to_string name) measures that instruction set on a CPU with more.
+  if (const char* wanted = std::getenv("KPC_BENCH_ISA")) {
+    for (const kpc::isa level : kpc::available_isas())
+      if (std::string(kpc::to_string(level)) == wanted) kpc::set_isa(level);
+    if (std::string(kpc::to_string(kpc::active_isa())) != wanted) {
+      std::fprintf(stderr, "KPC_BENCH_ISA=%s: not available here\n", wanted);
+      return 1;
+    }
+  }
+  constexpr auto int8 = kpc::attention_arithmetic::int8;
   register_prefill<K4, V4>("K4V4", 4096);
+  register_prefill<K4, V4>("K4V4i8", 4096, int8);
   for (const std::size_t tokens : {std::size_t{1024}, std::size_t{4096}, std::size_t{16384}, std::size_t{65536}}) {
     register_cache<f16_rows, f16_rows>("f16", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim));
     register_cache<K4, V4>("K4V4", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim));
+    register_cache<K4, V4>("K4V4i8", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 1, int8);
     register_cache<K4, V3>("K4V3", tokens, kpc::KVCache<K4, V3>::bytes_per_token(1, head_dim));
     register_cache<kpc::q4_0, kpc::q4_0>("q4_0", tokens, 2.0 * static_cast<double>(kpc::q4_0::row_bytes(head_dim)));
     if (tokens >= 16384) {  // 2 threads (a caller's parallel-for over split-K ranges)
       register_cache<f16_rows, f16_rows>("f16x2", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim), 2);
       register_cache<K4, V4>("K4V4x2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2);
+      register_cache<K4, V4>("K4V4i8x2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2, int8);
     }
   }
   benchmark::Initialize(&argc, argv);

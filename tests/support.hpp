@@ -13,6 +13,8 @@
 #include <vector>
 
 #include <kpc/attention.hpp>
+#include <kpc/ref/per_channel.hpp>
+#include <kpc/ref/per_token.hpp>
 
 namespace kpc_test {
 
@@ -80,6 +82,56 @@ inline void append(std::vector<std::byte>& v, std::size_t n, unsigned value) { v
 /// room for the folded scale (one more rounding per term).
 inline double dot_tolerance(std::size_t n, double magnitude_sum) {
   return 2.0 * static_cast<double>(n + 2) * std::ldexp(1.0, -24) * magnitude_sum + 1e-30;
+}
+
+/// The int8 attention path's quantization term for the scores of one query over a 4-bit K slab of
+/// G-token tiles (docs/FORMAT.md): per token t, sum over runs r of 16 channels of
+/// (d_r / 2) * sum_{c in r} code_{t,c}, d_r = max_{c in r} |q_c * scale'_c| / 127 (of t's tile).
+template <int G>
+std::vector<double> int8_scores_slack(const float* q, const std::byte* slab, std::size_t tokens, std::size_t channels) {
+  using tile = kpc::format::k_tile<4, G>;
+  std::vector<double> slack(tokens, 0.0);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const std::byte* bytes = slab + t / G * tile::bytes(channels);
+    const kpc::ref::k_tile_meta meta = kpc::ref::k_load_meta(bytes);
+    const int j = static_cast<int>(t % G);
+    for (std::size_t first = 0; first < channels; first += kpc::format::int8_run) {
+      const std::size_t last = std::min(channels, first + kpc::format::int8_run);
+      double largest = 0.0, codes = 0.0;
+      for (std::size_t c = first; c < last; ++c) {
+        const float q_scaled = q[c] * kpc::ref::k_load_channel<4, G>(bytes, meta, channels, c).scale;
+        largest = std::max(largest, std::fabs(static_cast<double>(q_scaled)));
+        codes += kpc::format::code_at<4>(bytes + tile::offset_channel_codes(channels, c) +
+                                             j / kpc::format::group_values * kpc::format::group_bytes<4>,
+                                         j % kpc::format::group_values);
+      }
+      slack[t] += largest / 127.0 / 2.0 * codes;
+    }
+  }
+  return slack;
+}
+
+/// The same for weights w over V4 (q4_1) rows: per channel c of block b, sum over runs r of 16
+/// tokens of (e_r / 2) * sum_{t in r} code_{t,c}, e_r = max_{t in r} |w_t * d_{t,b}| / 127.
+inline std::vector<double> int8_accumulate_slack(const float* w, const std::byte* rows, std::size_t tokens,
+                                                 std::size_t channels) {
+  using block = kpc::format::v_block<4>;
+  const std::size_t blocks = channels / 32;
+  std::vector<double> slack(channels, 0.0);
+  for (std::size_t b = 0; b < blocks; ++b)
+    for (std::size_t first = 0; first < tokens; first += kpc::format::int8_run) {
+      const std::size_t last = std::min(tokens, first + kpc::format::int8_run);
+      double largest = 0.0;
+      for (std::size_t t = first; t < last; ++t)
+        largest = std::max(largest, std::fabs(static_cast<double>(
+                                        w[t] * kpc::ref::load_v_meta<4>(rows + (t * blocks + b) * block::bytes).scale)));
+      for (int j = 0; j < 32; ++j) {
+        double codes = 0.0;
+        for (std::size_t t = first; t < last; ++t) codes += kpc::ref::v_code<4>(rows + (t * blocks + b) * block::bytes, j);
+        slack[b * 32 + j] += largest / 127.0 / 2.0 * codes;
+      }
+    }
+  return slack;
 }
 
 /// softmax(scale * q.k) v in f64 over f32 K/V rows ([tokens][dim]), with the same softcap and sink.

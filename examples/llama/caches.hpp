@@ -44,8 +44,11 @@ template <class KFormat, class VFormat>
 class kpc_cache final : public layer_cache {
  public:
   using cache_type = kpc::KVCache<KFormat, VFormat>;
-  kpc_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity, const kpc::cache_options& options)
-      : cache_(kv_heads, head_dim, capacity, options) {}
+  kpc_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity, const kpc::cache_options& options,
+            kpc::attention_arithmetic arithmetic)
+      : cache_(kv_heads, head_dim, capacity, options) {
+    params_.arithmetic = arithmetic;
+  }
   /// Everything the cache allocates for `context` tokens of one layer.
   static std::size_t memory_bytes(std::size_t kv_heads, std::size_t head_dim, std::size_t context,
                                   const kpc::cache_options& options) {
@@ -55,25 +58,29 @@ class kpc_cache final : public layer_cache {
   void append(const float* k, const float* v) override { cache_.append(k, v, 1); }
   void attend(const float* q, std::size_t group, float* out) const override {
     const std::size_t q_heads = cache_.kv_heads() * group, count = q_heads * cache_.head_dim();
-    cache_.attend_all(kpc::span<const float>(q, count), q_heads, {}, kpc::span<float>(out, count));
+    cache_.attend_all(kpc::span<const float>(q, count), q_heads, params_, kpc::span<float>(out, count));
   }
 
  private:
   cache_type cache_;
+  kpc::attention_params params_;
 };
 
 /// K and V as rows per token (one slab per KV head), in any per-token format.
 template <class KFormat, class VFormat>
 class row_cache final : public layer_cache {
  public:
-  row_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity, const kpc::cache_options& = {})
+  row_cache(std::size_t kv_heads, std::size_t head_dim, std::size_t capacity, const kpc::cache_options&,
+            kpc::attention_arithmetic arithmetic)
       : kv_heads_(kv_heads),
         head_dim_(head_dim),
         capacity_(capacity),
         k_slab_(KFormat::encoded_bytes(capacity, head_dim)),
         v_slab_(VFormat::encoded_bytes(capacity, head_dim)),
         k_(kv_heads * k_slab_),
-        v_(kv_heads * v_slab_) {}
+        v_(kv_heads * v_slab_) {
+    params_.arithmetic = arithmetic;
+  }
   static std::size_t memory_bytes(std::size_t kv_heads, std::size_t head_dim, std::size_t context,
                                   const kpc::cache_options&) {
     return kv_heads * (KFormat::encoded_bytes(context, head_dim) + VFormat::encoded_bytes(context, head_dim));
@@ -92,12 +99,13 @@ class row_cache final : public layer_cache {
     const std::size_t stride = group * head_dim_;
     for (std::size_t h = 0; h < kv_heads_; ++h)
       kpc::decode_attention<KFormat, VFormat>(q + h * stride, group, &k_[h * k_slab_], k_slab_, &v_[h * v_slab_],
-                                              v_slab_, size_, head_dim_, {}, out + h * stride);
+                                              v_slab_, size_, head_dim_, params_, out + h * stride);
   }
 
  private:
   std::size_t kv_heads_, head_dim_, capacity_, k_slab_, v_slab_, size_ = 0;
   std::vector<std::byte> k_, v_;
+  kpc::attention_params params_;
 };
 
 /// Plain binary16 rows, the baseline every engine has (kpc::f16_rows: same interface, same kernels
@@ -113,9 +121,12 @@ struct cache_config {
 };
 
 template <class Cache>
-cache_config make_config(std::string name, std::size_t kv_heads, std::size_t head_dim, kpc::cache_options options) {
+cache_config make_config(std::string name, std::size_t kv_heads, std::size_t head_dim, kpc::cache_options options,
+                         kpc::attention_arithmetic arithmetic) {
   return {std::move(name),
-          [=](std::size_t capacity, std::size_t) { return std::make_unique<Cache>(kv_heads, head_dim, capacity, options); },
+          [=](std::size_t capacity, std::size_t) {
+            return std::make_unique<Cache>(kv_heads, head_dim, capacity, options, arithmetic);
+          },
           [=](std::size_t context, std::size_t) { return Cache::memory_bytes(kv_heads, head_dim, context, options); }};
 }
 
@@ -126,10 +137,10 @@ using v3 = kpc::Quantizer<3, kpc::PerToken<32>>;
 /// The formats by name: per-token rows (f16, q8_0, q4_0, as engines store caches today) and kpc's
 /// caches, K per channel with V per token.
 inline cache_config base_config(const std::string& name, std::size_t kv_heads, std::size_t head_dim,
-                                const kpc::cache_options& o) {
+                                const kpc::cache_options& o, kpc::attention_arithmetic arithmetic) {
   struct entry {
     const char* name;
-    cache_config (*make)(std::string, std::size_t, std::size_t, kpc::cache_options);
+    cache_config (*make)(std::string, std::size_t, std::size_t, kpc::cache_options, kpc::attention_arithmetic);
   };
   static const entry table[] = {
       {"f16", make_config<row_cache<f16_rows, f16_rows>>},
@@ -149,7 +160,7 @@ inline cache_config base_config(const std::string& name, std::size_t kv_heads, s
     if (name == e.name) {
       if (o != kpc::cache_options{} && name.rfind("kpc-", 0) != 0)
         throw std::invalid_argument("cache options (+...) apply to kpc's caches, not to " + name);
-      return e.make(name, kv_heads, head_dim, o);
+      return e.make(name, kv_heads, head_dim, o, arithmetic);
     }
   std::string known;
   for (const entry& e : table) known += std::string(" ") + e.name;
@@ -158,13 +169,14 @@ inline cache_config base_config(const std::string& name, std::size_t kv_heads, s
 
 /// A configuration by name: FORMAT[+OPTION...][|LAYERS=FORMAT[+OPTION...]...], where OPTION is
 /// sN (N sink tokens), rN (a recent window of N tiles), c (centered keys), hk / hv (Hadamard-
-/// rotated keys / values), and LAYERS a comma list of layer indices (negative: from the last) whose
+/// rotated keys / values), i8 (attention on the int8 path: attention_arithmetic::int8), and LAYERS a comma list of layer indices (negative: from the last) whose
 /// cache takes the other configuration, e.g. "kpc-k4v4+s4+c|0,-1=kpc-k8v8".
 inline cache_config find_config(const std::string& name, std::size_t kv_heads, std::size_t head_dim, std::size_t layers) {
   const std::size_t bar = name.find('|');
   const std::string main = name.substr(0, bar);
   const std::size_t plus = main.find('+');
   kpc::cache_options o;
+  kpc::attention_arithmetic arithmetic = kpc::attention_arithmetic::exact;
   for (std::size_t at = plus; at != std::string::npos;) {
     const std::size_t next = main.find('+', at + 1);
     const std::string option = main.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
@@ -176,12 +188,13 @@ inline cache_config find_config(const std::string& name, std::size_t kv_heads, s
     if (option == "c") o.center_keys = true;
     else if (option == "hk") o.rotate_keys = true;
     else if (option == "hv") o.rotate_values = true;
+    else if (option == "i8") arithmetic = kpc::attention_arithmetic::int8;
     else if (option[0] == 's') o.sink_tokens = number(1);
     else if (option[0] == 'r') o.recent_tiles = number(1);
-    else throw std::invalid_argument("unknown cache option '" + option + "' in '" + name + "' (s<N> r<N> c hk hv)");
+    else throw std::invalid_argument("unknown cache option '" + option + "' in '" + name + "' (s<N> r<N> c hk hv i8)");
     at = next;
   }
-  cache_config base = base_config(main.substr(0, plus), kv_heads, head_dim, o);
+  cache_config base = base_config(main.substr(0, plus), kv_heads, head_dim, o, arithmetic);
   if (bar == std::string::npos) {
     base.name = name;
     return base;

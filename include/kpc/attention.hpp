@@ -23,10 +23,19 @@ KPC_BEGIN_NAMESPACE
 /// How logits are formed: logit_t = scale * q.k_t, then softcap * tanh(logit_t / softcap) when
 /// softcap > 0 (Gemma 2). sinks, when given, holds one extra logit per query head of the group
 /// that joins the softmax's denominator and carries no value (gpt-oss's attention sinks).
+/// How attention multiplies the cache's codes. exact: f32 products with every decoded value (the
+/// default; agrees with an f64 softmax to f32 rounding). int8: q (K scores) and the softmax
+/// weights (V) are quantized to int8 in runs of 16 and multiplied with the 4-bit codes in
+/// integers (pmaddubsw, NEON multiply-accumulate), about twice as fast; it adds an error with a
+/// stated bound (docs/FORMAT.md, "int8 attention path"). It applies to 4-bit K tiles and V4 (q4_1)
+/// rows; other formats compute exactly either way.
+enum class attention_arithmetic : int { exact = 0, int8 = 1 };
+
 struct attention_params {
   float scale = 0.0f;            ///< 0 selects 1 / sqrt(head_dim)
   float softcap = 0.0f;          ///< 0: no cap
   const float* sinks = nullptr;  ///< [group] logits, or null
+  attention_arithmetic arithmetic = attention_arithmetic::exact;
 };
 
 namespace detail {
@@ -61,6 +70,25 @@ struct accumulates_values<Format, std::void_t<decltype(Format::accumulate_group(
                                       static_cast<const float*>(nullptr), std::size_t{}, static_cast<const std::byte*>(nullptr),
                                       std::size_t{}, std::size_t{}, std::size_t{}, static_cast<float*>(nullptr)))>>
     : has_descriptor<Format> {};
+
+/// One step's scores q.k of `heads` query heads (K codes from `k`), on the arithmetic asked for.
+template <class KFormat>
+void step_scores(const attention_params& params, const float* q, std::size_t heads, const std::byte* k,
+                 std::size_t k_bytes, std::size_t n, std::size_t head_dim, float* out) {
+  if constexpr (KFormat::format::int8_dot)
+    if (params.arithmetic == attention_arithmetic::int8)
+      return KFormat::scores_group_int8(q, heads, k, k_bytes, n, head_dim, out);
+  KFormat::scores_group(q, heads, k, k_bytes, n, head_dim, out);
+}
+/// One step's weights x values added to out, on the arithmetic asked for.
+template <class VFormat>
+void step_values(const attention_params& params, const float* w, std::size_t heads, const std::byte* v,
+                 std::size_t v_bytes, std::size_t n, std::size_t head_dim, float* out) {
+  if constexpr (VFormat::format::int8_dot)
+    if (params.arithmetic == attention_arithmetic::int8)
+      return VFormat::accumulate_group_int8(w, heads, v, v_bytes, n, head_dim, out);
+  VFormat::accumulate_group(w, heads, v, v_bytes, n, head_dim, out);
+}
 
 inline void check_finite(const float* values, std::size_t count, const char* name) {
   for (std::size_t i = 0; i < count; ++i)
@@ -102,6 +130,8 @@ inline float checked_scale(const float* q, std::size_t group, std::size_t head_d
   check_finite(&params.softcap, 1, "attention_params::softcap");
   if (params.softcap < 0.0f) raisef(errc::out_of_range, "attention_params::softcap must be >= 0");
   if (params.sinks != nullptr) check_finite(params.sinks, group, "attention_params::sinks");
+  if (params.arithmetic != attention_arithmetic::exact && params.arithmetic != attention_arithmetic::int8)
+    raisef(errc::out_of_range, "attention_params::arithmetic: %d is neither exact nor int8", static_cast<int>(params.arithmetic));
   return params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
 
@@ -215,9 +245,9 @@ void attend_range(const float* q, std::size_t group, const std::byte* k, std::si
       const std::size_t n = std::min(attention_chunk, last - t0);
       const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
       const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
-      KFormat::scores_group(queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
+      step_scores<KFormat>(params, queries, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
       pass.step(n);
-      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+      step_values<VFormat>(params, pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
     }
     if (maxima == nullptr) {
       pass.finish();
@@ -376,9 +406,10 @@ void prefill_attention(const float* q, std::size_t queries, std::size_t group, c
       for (std::size_t h = 0; h < heads; ++h) valid[h] = limit[h] <= t0 ? 0 : std::min(n, limit[h] - t0);
       const std::size_t k_offset = KFormat::encoded_bytes(t0, head_dim);
       const std::size_t v_offset = VFormat::encoded_bytes(t0, head_dim);
-      KFormat::scores_group(q + r0 * head_dim, heads, k + k_offset, k_bytes - k_offset, n, head_dim, pass.scores());
+      detail::step_scores<KFormat>(params, q + r0 * head_dim, heads, k + k_offset, k_bytes - k_offset, n, head_dim,
+                                   pass.scores());
       pass.step(n, 0, valid);
-      VFormat::accumulate_group(pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
+      detail::step_values<VFormat>(params, pass.weights(), heads, v + v_offset, v_bytes - v_offset, n, head_dim, outputs);
     }
     pass.finish();
   }

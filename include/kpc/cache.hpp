@@ -502,13 +502,14 @@ class KVCache {
       for (std::size_t t0 = 0; sinks_seen < coded_end && t0 < coded_end; t0 += chunk) {
         const std::size_t n = std::min(chunk, coded_end - t0);
         const std::size_t k_offset = KFormat::encoded_bytes(t0, dim), v_offset = VFormat::encoded_bytes(t0, dim);
-        KFormat::scores_group(key_queries, heads, tile(h, 0) + k_offset, k_bytes() - k_offset, n, dim, pass.scores());
+        detail::step_scores<KFormat>(params, key_queries, heads, tile(h, 0) + k_offset, k_bytes() - k_offset, n, dim,
+                                     pass.scores());
         if (o.center_keys)
           for (std::size_t g = 0; g < heads; ++g)
             for (std::size_t t = 0; t < n; ++t) pass.scores()[g * n + t] += mu_dot[g];
         pass.step(n, t0 < sinks_seen ? sinks_seen - t0 : 0);
-        VFormat::accumulate_group(pass.weights(), heads, row(h, 0) + v_offset, v_bytes() - v_offset, n, dim,
-                                  value_outputs);
+        detail::step_values<VFormat>(params, pass.weights(), heads, row(h, 0) + v_offset, v_bytes() - v_offset, n, dim,
+                                     value_outputs);
       }
       for (std::size_t t = coded_end; t < tokens;) {  // the recent window, tile by tile
         const std::size_t j = t / tile_tokens, n = std::min((j + 1) * tile_tokens, tokens) - t;

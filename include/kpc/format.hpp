@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "config.hpp"
 
@@ -133,6 +134,7 @@ struct k_tiles {
   static constexpr int container_layout = 1;  ///< the KVCache container's layout byte
   static constexpr int container_unit = G;    ///< and its unit byte
   static constexpr const char* unit_name = "K tile";
+  static constexpr bool int8_dot = Bits == 4;  ///< has int8 scores (ref/int8_dot.hpp)
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) { return tile::bytes(channels); }
 };
 
@@ -147,6 +149,7 @@ struct block_rows {
   static constexpr int container_layout = ContainerLayout;
   static constexpr int container_unit = Block::values;
   static constexpr const char* unit_name = "block row";
+  static constexpr bool int8_dot = std::is_same_v<Block, v_block<4>>;  ///< has int8 accumulate (ref/int8_dot.hpp)
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) {
     return channels / Block::values * Block::bytes;
   }
@@ -201,6 +204,10 @@ struct of<Bits, PerTokenSymmetric<B>> {
   static_assert(Bits == 4, "kpc::Quantizer<Bits, PerTokenSymmetric<32>>: only Bits = 4 (ggml q4_0)");
   using type = q4_0_rows;
 };
+
+/// The int8 attention path (attention_arithmetic::int8) quantizes q (K scores) or the weights (V
+/// accumulate) to int8 in runs of this many channels (K) or tokens (V), one f32 scale per run.
+inline constexpr int int8_run = 16;
 
 /// Bit order inside a packed group of 32 codes, the format's definition: code j occupies bits
 /// [code_bit(j), code_bit(j) + Bits) of the group read as one little-endian bit string.

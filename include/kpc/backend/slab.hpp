@@ -15,6 +15,7 @@
 #include "../format.hpp"
 #include "../half.hpp"
 #include "../isa.hpp"
+#include "../ref/int8_dot.hpp"
 #include "../ref/per_channel.hpp"
 #include "../ref/per_token.hpp"
 #include "kernel_table.hpp"
@@ -53,6 +54,13 @@ struct ref_provider {
   static void scores_k_tile_group(const float* q, std::size_t group, const std::byte* tile, int tokens,
                                   std::size_t channels, float* out, std::size_t out_stride) {
     for (std::size_t h = 0; h < group; ++h) ref::scores_k_tile<Bits, G>(q + h * channels, tile, tokens, channels, out + h * out_stride);
+  }
+
+  template <int Bits, int G>
+  static void scores_k_tile_group_int8(const float* q, std::size_t group, const std::byte* tile, int tokens,
+                                       std::size_t channels, float* out, std::size_t out_stride) {
+    static_assert(Bits == 4, "int8 scores: 4-bit K tiles");
+    for (std::size_t h = 0; h < group; ++h) ref::scores_k_tile_int8<G>(q + h * channels, tile, tokens, channels, out + h * out_stride);
   }
 
   template <class Block, class T>
@@ -98,7 +106,13 @@ struct ref_provider {
                                std::size_t channels, float* out) {
     for (std::size_t h = 0; h < group; ++h) accumulate<Block>(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
-
+  template <class Block>
+  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                                    std::size_t channels, float* out) {
+    static_assert(std::is_same_v<Block, format::v_block<4>>, "int8 accumulate: V4 rows");
+    for (std::size_t h = 0; h < group; ++h)
+      ref::accumulate_v4_rows_int8(w + h * tokens, rows, tokens, channels, out + h * channels);
+  }
 };
 
 inline slab_result ok_result() { return {0, 0}; }
@@ -138,6 +152,12 @@ struct k_slab {
     for (std::size_t first = 0; first < tokens; first += G)
       P::template scores_k_tile_group<Bits, G>(q, group, src + first / G * tile_bytes(channels), present(tokens, first),
                                                channels, out + first, tokens);
+  }
+  static void scores_group_int8(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                                std::size_t channels, float* out) {
+    for (std::size_t first = 0; first < tokens; first += G)
+      P::template scores_k_tile_group_int8<Bits, G>(q, group, src + first / G * tile_bytes(channels),
+                                                    present(tokens, first), channels, out + first, tokens);
   }
 };
 
@@ -180,6 +200,10 @@ struct row_slab {
                                std::size_t channels, float* out) {
     P::template accumulate_group<Block>(w, group, src, tokens, channels, out);
   }
+  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+                                    std::size_t channels, float* out) {
+    P::template accumulate_group_int8<Block>(w, group, src, tokens, channels, out);
+  }
 };
 
 /// One slab type's operations as static members named and shaped like format_kernels' pointers,
@@ -218,10 +242,18 @@ struct slab_ops {
                                std::size_t channels, float* out) {
     Slab::accumulate_group(w, group, src, tokens, channels, out);
   }
+  static void scores_group_int8(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+                                std::size_t channels, float* out) {
+    Slab::scores_group_int8(q, group, src, tokens, channels, out);
+  }
+  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+                                    std::size_t channels, float* out) {
+    Slab::accumulate_group_int8(w, group, src, tokens, channels, out);
+  }
 };
 
 /// The table entry of one slab type: every operation, instantiated (dispatch units, precompiled kernels).
-template <class Slab, bool HasAccumulate>
+template <class Slab, bool HasAccumulate, bool HasInt8>
 format_kernels slab_kernels() {
   using ops = slab_ops<Slab>;
   format_kernels k{};
@@ -234,6 +266,10 @@ format_kernels slab_kernels() {
   if constexpr (HasAccumulate) {
     k.accumulate = &ops::accumulate;
     k.accumulate_group = &ops::accumulate_group;
+  }
+  if constexpr (HasInt8) {
+    if constexpr (HasAccumulate) k.accumulate_group_int8 = &ops::accumulate_group_int8;
+    else k.scores_group_int8 = &ops::scores_group_int8;
   }
   return k;
 }
@@ -259,7 +295,7 @@ using slab_for = typename slab_of<P, Format>::type;
 template <class P, class... Formats>
 void fill_formats(format_kernels* entries, format::list<Formats...>) {
   std::size_t i = 0;
-  ((entries[i++] = slab_kernels<slab_for<P, Formats>, Formats::per_token>()), ...);
+  ((entries[i++] = slab_kernels<slab_for<P, Formats>, Formats::per_token, Formats::int8_dot>()), ...);
 }
 
 /// Every format's kernels from one provider.

@@ -164,6 +164,52 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx>) {
 }
 #endif
 
+
+// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+
+#if XSIMD_WITH_AVX2
+/// sse_nibble_dot's byte pairs, 16 lanes per register.
+struct avx2_nibble_dot {
+  struct pair {
+    __m256i low, high;  // lanes 0-15 (low nibbles), 16-31 (high nibbles)
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m256i x = _mm256_set_m128i(_mm_unpackhi_epi8(va, vb), _mm_unpacklo_epi8(va, vb));
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    return {_mm256_and_si256(x, mask), _mm256_and_si256(_mm256_srli_epi16(x, 4), mask)};
+  }
+  void add(const pair& p, std::uint16_t weights) {
+    const __m256i w = _mm256_set1_epi16(static_cast<short>(weights));
+    acc[0] = _mm256_add_epi16(acc[0], _mm256_maddubs_epi16(p.low, w));
+    acc[1] = _mm256_add_epi16(acc[1], _mm256_maddubs_epi16(p.high, w));
+  }
+  void flush(float scale) {
+    const __m256 s = _mm256_set1_ps(scale);
+    for (int k = 0; k < 2; ++k) {
+      const __m256 low = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc[k])));
+      const __m256 high = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc[k], 1)));
+#ifdef __FMA__
+      sums[2 * k] = _mm256_fmadd_ps(s, low, sums[2 * k]);
+      sums[2 * k + 1] = _mm256_fmadd_ps(s, high, sums[2 * k + 1]);
+#else
+      sums[2 * k] = _mm256_add_ps(sums[2 * k], _mm256_mul_ps(s, low));
+      sums[2 * k + 1] = _mm256_add_ps(sums[2 * k + 1], _mm256_mul_ps(s, high));
+#endif
+      acc[k] = _mm256_setzero_si256();
+    }
+  }
+  void store(float* out) const {
+    for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out + 8 * k, sums[k]);
+  }
+  __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+};
+template <class A>
+avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx2>);
+#endif
+
 #endif  // XSIMD_WITH_AVX
 
 }  // namespace simd

@@ -142,6 +142,13 @@ inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<xsim
   codes[1] = _mm512_and_si512(_mm512_srlv_epi32(twice, high), _mm512_set1_epi32(3));
 }
 
+
+// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+
+// AVX2's (every AVX-512 CPU has AVX2; xsimd's avx512f does not derive from avx2).
+template <class A>
+avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512f>);
+
 #endif  // XSIMD_WITH_AVX512F
 
 }  // namespace simd

@@ -180,6 +180,49 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>)
 }
 
 #endif  // XSIMD_WITH_NEON64
+
+// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+
+/// Codes widened to 16 bits once per pair, multiply-accumulated by scalar weights.
+struct neon_nibble_dot {
+  struct pair {
+    int16x8_t a[4], b[4];  // lanes 0-7, 8-15, 16-23, 24-31
+  };
+  static void widen(const std::byte* group, int16x8_t* lanes) {
+    const uint8x16_t bytes = vld1q_u8(reinterpret_cast<const std::uint8_t*>(group));
+    const uint8x16_t low = vandq_u8(bytes, vdupq_n_u8(0x0F)), high = vshrq_n_u8(bytes, 4);
+    lanes[0] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(low)));
+    lanes[1] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(low)));
+    lanes[2] = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(high)));
+    lanes[3] = vreinterpretq_s16_u16(vmovl_u8(vget_high_u8(high)));
+  }
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    pair p;
+    widen(a, p.a);
+    widen(b, p.b);
+    return p;
+  }
+  void add(const pair& p, std::uint16_t weights) {
+    const std::int16_t wa = static_cast<std::int8_t>(weights & 0xFFu), wb = static_cast<std::int8_t>(weights >> 8);
+    for (int k = 0; k < 4; ++k) acc[k] = vmlaq_n_s16(vmlaq_n_s16(acc[k], p.a[k], wa), p.b[k], wb);
+  }
+  void flush(float scale) {
+    for (int k = 0; k < 4; ++k) {
+      sums[2 * k] = vmlaq_n_f32(sums[2 * k], vcvtq_f32_s32(vmovl_s16(vget_low_s16(acc[k]))), scale);
+      sums[2 * k + 1] = vmlaq_n_f32(sums[2 * k + 1], vcvtq_f32_s32(vmovl_s16(vget_high_s16(acc[k]))), scale);
+      acc[k] = vdupq_n_s16(0);
+    }
+  }
+  void store(float* out) const {
+    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
+  }
+  int16x8_t acc[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
+  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
+                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+};
+template <class A>
+neon_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
+
 #endif  // XSIMD_WITH_NEON
 
 }  // namespace simd

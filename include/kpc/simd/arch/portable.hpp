@@ -217,6 +217,47 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>)
   narrow_u16<A>(out, p, A{});
 }
 
+
+// ---- int8 x 4-bit dot products over 32 lanes (the int8 attention path, simd/int8_dot.hpp) ----------
+// A nibble_dot sums, for 32 lanes j, s8 weight x 4-bit code of packed groups (q4 order: lane j is
+// byte j % 16, low nibble for j < 16), two groups per add(): K channels (lanes = tokens) or V
+// tokens (lanes = channels). Integer sums are exact (at most 8 adds between flushes keep 16-bit
+// lanes within 8 x 2 x 15 x 127); flush(scale) adds scale x sum to 32 f32 sums.
+
+struct portable_nibble_dot {
+  struct pair {
+    std::uint8_t a[32], b[32];
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    pair p;
+    for (int j = 0; j < 16; ++j) {
+      p.a[j] = static_cast<std::uint8_t>(static_cast<unsigned>(a[j]) & 0xFu);
+      p.a[16 + j] = static_cast<std::uint8_t>(static_cast<unsigned>(a[j]) >> 4);
+      p.b[j] = static_cast<std::uint8_t>(static_cast<unsigned>(b[j]) & 0xFu);
+      p.b[16 + j] = static_cast<std::uint8_t>(static_cast<unsigned>(b[j]) >> 4);
+    }
+    return p;
+  }
+  /// weights: group a's s8 weight in the low byte, group b's in the high byte.
+  void add(const pair& p, std::uint16_t weights) {
+    const int wa = static_cast<std::int8_t>(weights & 0xFFu), wb = static_cast<std::int8_t>(weights >> 8);
+    for (int j = 0; j < 32; ++j) acc[j] += wa * p.a[j] + wb * p.b[j];
+  }
+  void flush(float scale) {
+    for (int j = 0; j < 32; ++j) {
+      sums[j] += scale * static_cast<float>(acc[j]);
+      acc[j] = 0;
+    }
+  }
+  void store(float* out) const {
+    for (int j = 0; j < 32; ++j) out[j] = sums[j];
+  }
+  std::int32_t acc[32] = {};
+  float sums[32] = {};
+};
+template <class A>
+portable_nibble_dot nibble_dot_of(requires_arch<portable_arch>);
+
 }  // namespace simd
 KPC_END_NAMESPACE
 

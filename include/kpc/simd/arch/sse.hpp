@@ -167,6 +167,48 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::sse2>) {
 }
 #endif
 
+
+// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+
+#if XSIMD_WITH_SSE4_1
+/// Byte pairs (group a's code, group b's code) feed pmaddubsw: u8 codes x s8 weights, summed in
+/// pairs to 16 bits.
+struct sse_nibble_dot {
+  struct pair {
+    __m128i codes[4];  // lanes 0-7, 8-15, 16-23, 24-31
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m128i low = _mm_unpacklo_epi8(va, vb), high = _mm_unpackhi_epi8(va, vb);
+    const __m128i mask = _mm_set1_epi8(0x0F);
+    return {{_mm_and_si128(low, mask), _mm_and_si128(high, mask), _mm_and_si128(_mm_srli_epi16(low, 4), mask),
+             _mm_and_si128(_mm_srli_epi16(high, 4), mask)}};
+  }
+  void add(const pair& p, std::uint16_t weights) {
+    const __m128i w = _mm_set1_epi16(static_cast<short>(weights));
+    for (int k = 0; k < 4; ++k) acc[k] = _mm_add_epi16(acc[k], _mm_maddubs_epi16(p.codes[k], w));
+  }
+  void flush(float scale) {
+    const __m128 s = _mm_set1_ps(scale);
+    for (int k = 0; k < 4; ++k) {
+      const __m128i low = _mm_cvtepi16_epi32(acc[k]), high = _mm_cvtepi16_epi32(_mm_srli_si128(acc[k], 8));
+      sums[2 * k] = _mm_add_ps(sums[2 * k], _mm_mul_ps(s, _mm_cvtepi32_ps(low)));
+      sums[2 * k + 1] = _mm_add_ps(sums[2 * k + 1], _mm_mul_ps(s, _mm_cvtepi32_ps(high)));
+      acc[k] = _mm_setzero_si128();
+    }
+  }
+  void store(float* out) const {
+    for (int k = 0; k < 8; ++k) _mm_storeu_ps(out + 4 * k, sums[k]);
+  }
+  __m128i acc[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+  __m128 sums[8] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(),
+                    _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+};
+template <class A>
+sse_nibble_dot nibble_dot_of(requires_arch<xsimd::sse4_1>);
+#endif
+
 #endif  // XSIMD_WITH_SSE2
 
 }  // namespace simd

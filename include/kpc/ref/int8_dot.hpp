@@ -1,0 +1,111 @@
+// SPDX-License-Identifier: MIT
+// The int8 attention path (kpc::attention_arithmetic::int8), reference arithmetic. The exact path
+// multiplies f32 by every code; this one quantizes the f32 side to int8 in runs of 16 (q per
+// channel for K scores, weights per token for V accumulate), sums int8 x 4-bit code products in
+// integers (exact, so every backend gets the same integer sums) and scales each run's sum once.
+// The error this adds is bounded per result; docs/FORMAT.md ("int8 attention path") states it.
+// Formats: 4-bit K tiles (any G) and V4 (q4_1) rows (format descriptors' int8_dot).
+#ifndef KPC_REF_INT8_DOT_HPP
+#define KPC_REF_INT8_DOT_HPP
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "../config.hpp"
+#include "../format.hpp"
+#include "per_channel.hpp"
+#include "per_token.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace ref {
+
+/// Quantizes n (1..16) values to int8: a = max |x|, code = round-half-even(x * (127 / a)) (the
+/// quotient and the product each rounded to f32; |code| <= 127 without a clamp, since
+/// a * fl(127 / a) < 127.5). Returns the run's scale a / 127: 0 (all codes 0) when a = 0, NaN
+/// when a value is not finite (so the scores or outputs are NaN and attention refuses them).
+inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
+  float a = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    a = std::fmax(a, std::fabs(x[i]));
+  }
+  for (int i = 0; i < format::int8_run; ++i) codes[i] = 0;
+  if (!finite) return std::numeric_limits<float>::quiet_NaN();
+  if (a == 0.0f) return 0.0f;
+  const float inverse = 127.0f / a;
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * inverse));
+  return a / 127.0f;
+}
+
+/// int8 scores of one 4-bit K tile: with q'_c = q_c * scale'_c quantized per run r of 16
+/// channels to codes s_c and scale d_r, out[t] = sum_r d_r * (sum_{c in r} s_c * code_{t,c})
+/// + sum_c q_c * zero'_c. errc::invalid_shape, writing nothing, unless 1 <= tokens <= G.
+template <int G>
+inline errc scores_k_tile_int8(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
+  using layout = format::k_tile<4, G>;
+  if (tokens < 1 || tokens > G) return errc::invalid_shape;
+  const k_tile_meta meta = k_load_meta(tile);
+  float dot[G] = {};
+  float bias = 0.0f;
+  for (std::size_t first = 0; first < channels; first += format::int8_run) {
+    const int n = static_cast<int>(std::min<std::size_t>(format::int8_run, channels - first));
+    float q_scaled[format::int8_run];
+    for (int i = 0; i < n; ++i) {
+      const k_channel_meta channel = k_load_channel<4, G>(tile, meta, channels, first + i);
+      q_scaled[i] = q[first + i] * channel.scale;
+      bias += q[first + i] * channel.zero;
+    }
+    std::int8_t codes[format::int8_run];
+    const float scale = quantize_int8_run(q_scaled, n, codes);
+    for (int t = 0; t < tokens; ++t) {
+      std::int32_t sum = 0;
+      for (int i = 0; i < n; ++i) {
+        const std::byte* group = tile + layout::offset_channel_codes(channels, first + i) +
+                                 (t / format::group_values) * format::group_bytes<4>;
+        sum += codes[i] * static_cast<std::int32_t>(format::code_at<4>(group, t % format::group_values));
+      }
+      dot[t] += scale * static_cast<float>(sum);
+    }
+  }
+  for (int t = 0; t < tokens; ++t) out[t] = dot[t] + bias;
+  return errc::ok;
+}
+
+/// int8 weighted sum of V4 (q4_1) rows: per block b and run r of 16 tokens (from the first),
+/// u_t = w_t * d_{t,b} quantized to codes s_t and scale e_r, then out[c] += sum_r e_r *
+/// (sum_{t in r} s_t * code_{t,c}) + sum_t w_t * m_{t,b}.
+inline void accumulate_v4_rows_int8(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels,
+                                    float* out) {
+  using block_layout = format::v_block<4>;
+  const std::size_t blocks = channels / format::group_values;
+  for (std::size_t b = 0; b < blocks; ++b) {
+    float sums[format::group_values] = {};
+    float offset = 0.0f;
+    for (std::size_t first = 0; first < tokens; first += format::int8_run) {
+      const int n = static_cast<int>(std::min<std::size_t>(format::int8_run, tokens - first));
+      float weighted_scale[format::int8_run];
+      for (int i = 0; i < n; ++i) {
+        const block_meta m = load_v_meta<4>(rows + ((first + i) * blocks + b) * block_layout::bytes);
+        weighted_scale[i] = w[first + i] * m.scale;
+        offset += w[first + i] * m.min;
+      }
+      std::int8_t codes[format::int8_run];
+      const float scale = quantize_int8_run(weighted_scale, n, codes);
+      for (int j = 0; j < format::group_values; ++j) {
+        std::int32_t sum = 0;
+        for (int i = 0; i < n; ++i)
+          sum += codes[i] * v_code<4>(rows + ((first + i) * blocks + b) * block_layout::bytes, j);
+        sums[j] += scale * static_cast<float>(sum);
+      }
+    }
+    for (int j = 0; j < format::group_values; ++j) out[b * format::group_values + j] += sums[j] + offset;
+  }
+}
+
+}  // namespace ref
+KPC_END_NAMESPACE
+
+#endif  // KPC_REF_INT8_DOT_HPP

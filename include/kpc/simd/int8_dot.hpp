@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: MIT
+// xsimd kernels of the int8 attention path (ref/int8_dot.hpp), step for step: the same int8 codes
+// (the f32 products, the run maximum, 127 / a and round-half-even are the reference's), so the
+// integer sums are identical; only the order of the f32 steps that scale and add them differs.
+// The integer products run on the instruction set's nibble_dot (simd/arch/: pmaddubsw on x86,
+// 16-bit multiply-accumulate on NEON), two groups of 32 codes at a time, shared by two heads.
+#ifndef KPC_SIMD_INT8_DOT_HPP
+#define KPC_SIMD_INT8_DOT_HPP
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+
+#include "../format.hpp"
+#include "../ref/int8_dot.hpp"
+#include "arch.hpp"
+#include "per_channel.hpp"
+
+KPC_BEGIN_NAMESPACE
+namespace simd {
+
+/// Quantizes one full run of 16 f32 values in registers (ref::quantize_int8_run): codes to
+/// `codes`, returns the run's scale.
+template <class A>
+inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
+  using F = fbatch<A>;
+  constexpr std::size_t W = F::size, batches = format::int8_run / W;
+  finite_probe<A> probe;
+  F largest(0.0f);
+  for (std::size_t k = 0; k < batches; ++k) {
+    probe.add(x[k]);
+    largest = xsimd::max(largest, xsimd::abs(x[k]));
+  }
+  const float a = reduce_max<A>(largest);
+  if (!probe.all_finite() || a == 0.0f) {
+    std::fill(codes, codes + format::int8_run, std::int8_t{0});
+    return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+  }
+  const F inverse(127.0f / a);
+  for (std::size_t k = 0; k < batches; ++k)
+    store_low_bytes<A>(xsimd::nearbyint_as_int(x[k] * inverse), reinterpret_cast<std::byte*>(codes + k * W));
+  return a / 127.0f;
+}
+
+/// The pair of codes i, i + 1 of a run as nibble_dot weights (code n is 0 past a run's end).
+inline std::uint16_t weight_pair(const std::int8_t* codes, int i) {
+  return static_cast<std::uint16_t>(static_cast<std::uint8_t>(codes[i]) | static_cast<std::uint8_t>(codes[i + 1]) << 8);
+}
+
+/// ref::scores_k_tile_int8 for a group of query heads, two at a time.
+template <class A, int G>
+struct k4_tile_int8 {
+  using F = fbatch<A>;
+  using nibble_dot = decltype(nibble_dot_of<A>(A{}));
+  using layout = format::k_tile<4, G>;
+  static constexpr std::size_t W = F::size;
+  static constexpr int run = format::int8_run;
+
+  static void scores_group(const float* q, std::size_t group, const std::byte* tile, int tokens, std::size_t channels,
+                           float* out, std::size_t out_stride) {
+    const std::size_t runs = (channels + run - 1) / run;
+    // scale'[channels], zero'[channels], then per head of a pair: run scales and int8 codes.
+    float* const scales = scratch_floats(2 * channels + 2 * runs + 2 * runs * run / 4);
+    float* const zeros = scales + channels;
+    float* const run_scales = zeros + channels;
+    std::int8_t* const codes = reinterpret_cast<std::int8_t*>(run_scales + 2 * runs);
+    channel_meta(tile, channels, scales, zeros);
+    for (std::size_t h = 0; h < group; h += 2) {
+      const int heads = group - h >= 2 ? 2 : 1;
+      float bias[2];
+      for (int i = 0; i < heads; ++i)
+        bias[i] = quantize_q(q + (h + i) * channels, scales, zeros, channels, codes + i * runs * run, run_scales + i * runs);
+      if (heads == 2) dot_heads<2>(tile, tokens, channels, codes, run_scales, bias, out + h * out_stride, out_stride);
+      else dot_heads<1>(tile, tokens, channels, codes, run_scales, bias, out + h * out_stride, out_stride);
+    }
+  }
+
+ private:
+  /// Every channel's scale' and zero' (once per tile for all heads).
+  static void channel_meta(const std::byte* tile, std::size_t channels, float* scales, float* zeros) {
+    const ref::k_tile_meta meta = ref::k_load_meta(tile);
+    const std::size_t vector_channels = channels / W * W;
+    for (std::size_t c = 0; c < vector_channels; c += W) {
+      F scale, zero;
+      load_channel_meta<A, 4, G>(tile, meta, channels, c, scale, zero);
+      scale.store_unaligned(scales + c);
+      zero.store_unaligned(zeros + c);
+    }
+    for (std::size_t c = vector_channels; c < channels; ++c) {
+      const ref::k_channel_meta m = ref::k_load_channel<4, G>(tile, meta, channels, c);
+      scales[c] = m.scale;
+      zeros[c] = m.zero;
+    }
+  }
+
+  /// One head's int8 codes and run scales; returns its bias sum_c q_c * zero'_c.
+  static float quantize_q(const float* q, const float* scales, const float* zeros, std::size_t channels, std::int8_t* codes,
+                          float* run_scales) {
+    F bias_lanes(0.0f);
+    float bias = 0.0f;
+    std::size_t first = 0, r = 0;
+    if constexpr (W <= static_cast<std::size_t>(run)) {
+      for (; first + run <= channels; first += run, ++r) {
+        F x[run / W];
+        for (std::size_t k = 0; k < run / W; ++k) {
+          const F qc = F::load_unaligned(q + first + k * W);
+          x[k] = qc * F::load_unaligned(scales + first + k * W);
+          bias_lanes = xsimd::fma(qc, F::load_unaligned(zeros + first + k * W), bias_lanes);
+        }
+        run_scales[r] = quantize_int8_run<A>(x, codes + r * run);
+      }
+    }
+    for (; first < channels; first += run, ++r) {
+      const int n = static_cast<int>(std::min<std::size_t>(run, channels - first));
+      float x[run];
+      for (int i = 0; i < n; ++i) {
+        x[i] = q[first + i] * scales[first + i];
+        bias += q[first + i] * zeros[first + i];
+      }
+      run_scales[r] = ref::quantize_int8_run(x, n, codes + r * run);
+    }
+    return reduce_add<A>(bias_lanes) + bias;
+  }
+
+  template <int H>
+  static void dot_heads(const std::byte* tile, int tokens, std::size_t channels, const std::int8_t* codes,
+                        const float* run_scales, const float* bias, float* out, std::size_t out_stride) {
+    const std::size_t runs = (channels + run - 1) / run;
+    for (int g = 0; g < G / format::group_values && g * format::group_values < tokens; ++g) {
+      const std::byte* const groups = tile + layout::offset_channel_codes(channels, 0) + g * format::group_bytes<4>;
+      nibble_dot dot[H];
+      for (std::size_t r = 0; r < runs; ++r) {
+        const int n = static_cast<int>(std::min<std::size_t>(run, channels - r * run));
+        for (int i = 0; i < n; i += 2) {
+          const std::byte* a = groups + (r * run + i) * layout::channel_code_bytes;
+          const std::byte* b = i + 1 < n ? a + layout::channel_code_bytes : a;  // (its weight is 0)
+          const typename nibble_dot::pair pair = nibble_dot::load_pair(a, b);
+          for (int h = 0; h < H; ++h) dot[h].add(pair, weight_pair(codes + (h * runs + r) * run, i));
+        }
+        for (int h = 0; h < H; ++h) dot[h].flush(run_scales[h * runs + r]);
+      }
+      const int present = std::min(tokens - g * format::group_values, format::group_values);
+      for (int h = 0; h < H; ++h) {
+        alignas(64) float sums[format::group_values];
+        dot[h].store(sums);
+        float* const group_out = out + h * out_stride + g * format::group_values;
+        for (int j = 0; j < present; ++j) group_out[j] = sums[j] + bias[h];
+      }
+    }
+  }
+};
+
+/// ref::accumulate_v4_rows_int8 for a group of query heads, two at a time, 64 tokens at a time
+/// (the blocks' scales and minimums converted together first).
+template <class A>
+struct v4_rows_int8 {
+  using F = fbatch<A>;
+  using nibble_dot = decltype(nibble_dot_of<A>(A{}));
+  using block = format::v_block<4>;
+  static constexpr std::size_t W = F::size;
+  static constexpr int run = format::int8_run;
+  static constexpr std::size_t chunk = 64;
+
+  static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+                               std::size_t channels, float* out) {
+    const std::size_t blocks = channels / format::group_values;
+    // Per block: d and m of the chunk's tokens (f32), and their fp16 bits.
+    float* const scales = scratch_floats(2 * blocks * chunk + blocks * chunk);
+    float* const mins = scales + blocks * chunk;
+    std::uint16_t* const bits = reinterpret_cast<std::uint16_t*>(mins + blocks * chunk);
+    for (std::size_t first = 0; first < tokens; first += chunk) {
+      const std::size_t n = std::min(chunk, tokens - first);
+      const std::byte* const chunk_rows = rows + first * blocks * block::bytes;
+      load_meta(chunk_rows, n, blocks, bits, scales, mins);
+      for (std::size_t h = 0; h < group; h += 2) {
+        if (group - h >= 2)
+          heads<2>(w + h * tokens + first, tokens, chunk_rows, n, blocks, scales, mins, out + h * channels, channels);
+        else
+          heads<1>(w + h * tokens + first, tokens, chunk_rows, n, blocks, scales, mins, out + h * channels, channels);
+      }
+    }
+  }
+
+ private:
+  static void load_meta(const std::byte* rows, std::size_t n, std::size_t blocks, std::uint16_t* bits, float* scales,
+                        float* mins) {
+    for (int field = 0; field < 2; ++field) {
+      float* const values = field == 0 ? scales : mins;
+      const std::size_t offset = field == 0 ? block::offset_scale : block::offset_min;
+      for (std::size_t b = 0; b < blocks; ++b) {
+        std::uint16_t* const column = bits + b * chunk;
+        for (std::size_t t = 0; t < n; ++t) column[t] = detail::load_u16le(rows + (t * blocks + b) * block::bytes + offset);
+        std::fill(column + n, column + chunk, std::uint16_t{0});
+        for (std::size_t t = 0; t < n; t += W)
+          load<A>(reinterpret_cast<const half*>(column + t)).store_unaligned(values + b * chunk + t);
+      }
+    }
+  }
+
+  template <int H>
+  static void heads(const float* w, std::size_t w_stride, const std::byte* rows, std::size_t n, std::size_t blocks,
+                    const float* scales, const float* mins, float* out, std::size_t out_stride) {
+    for (std::size_t b = 0; b < blocks; ++b) {
+      const float* const d = scales + b * chunk;
+      const float* const m = mins + b * chunk;
+      nibble_dot dot[H];
+      F offset_lanes[H];
+      float offset[H];
+      for (int h = 0; h < H; ++h) {
+        offset_lanes[h] = F(0.0f);
+        offset[h] = 0.0f;
+      }
+      for (std::size_t first = 0; first < n; first += run) {
+        const int count = static_cast<int>(std::min<std::size_t>(run, n - first));
+        std::int8_t codes[H][run];
+        float run_scale[H];
+        for (int h = 0; h < H; ++h) {
+          const float* const wh = w + h * w_stride + first;
+          if (count == run && W <= static_cast<std::size_t>(run)) {
+            F x[run / W > 0 ? run / W : 1];
+            for (std::size_t k = 0; k < run / W; ++k) {
+              const F wk = F::load_unaligned(wh + k * W);
+              x[k] = wk * F::load_unaligned(d + first + k * W);
+              offset_lanes[h] = xsimd::fma(wk, F::load_unaligned(m + first + k * W), offset_lanes[h]);
+            }
+            run_scale[h] = quantize_int8_run<A>(x, codes[h]);
+          } else {
+            float x[run];
+            for (int i = 0; i < count; ++i) {
+              x[i] = wh[i] * d[first + i];
+              offset[h] += wh[i] * m[first + i];
+            }
+            run_scale[h] = ref::quantize_int8_run(x, count, codes[h]);
+          }
+        }
+        for (int i = 0; i < count; i += 2) {
+          const std::byte* a = rows + ((first + i) * blocks + b) * block::bytes + block::offset_codes;
+          const std::byte* c = i + 1 < count ? a + blocks * block::bytes : a;  // (its weight is 0)
+          const typename nibble_dot::pair pair = nibble_dot::load_pair(a, c);
+          for (int h = 0; h < H; ++h) dot[h].add(pair, weight_pair(codes[h], i));
+        }
+        for (int h = 0; h < H; ++h) dot[h].flush(run_scale[h]);
+      }
+      for (int h = 0; h < H; ++h) {
+        alignas(64) float sums[format::group_values];
+        dot[h].store(sums);
+        const float total_offset = reduce_add<A>(offset_lanes[h]) + offset[h];
+        float* const o = out + h * out_stride + b * format::group_values;
+        for (int j = 0; j < format::group_values; ++j) o[j] += sums[j] + total_offset;
+      }
+    }
+  }
+};
+
+}  // namespace simd
+KPC_END_NAMESPACE
+
+#endif  // KPC_SIMD_INT8_DOT_HPP
