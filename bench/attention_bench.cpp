@@ -7,7 +7,7 @@
 //          every layer and head of a model: each head's cache comes from DRAM, as in an engine.
 // Names: attention/<tokens>/<hot|cold>/<cache>; items/s = cached tokens attended per second.
 // <cache>x2: the same on 2 threads (decode_attention's split-K form with a spinning pool).
-// <cache>i8: the int8 attention path (attention_params::arithmetic = int8).
+// <cache>int: the integer attention path (attention_params::arithmetic = integer).
 // prefill/4096/<prefill|decode_calls>/K4V4: a 4k prompt's causal attention, one call or 4k calls.
 // scripts/attention.py turns the JSON into ratios and docs/results/attention.json.
 #include <benchmark/benchmark.h>
@@ -204,19 +204,19 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  constexpr auto int8 = kpc::attention_arithmetic::int8;
+  constexpr auto integer = kpc::attention_arithmetic::integer;
   register_prefill<K4, V4>("K4V4", 4096);
-  register_prefill<K4, V4>("K4V4i8", 4096, int8);
+  register_prefill<K4, V4>("K4V4int", 4096, integer);
   for (const std::size_t tokens : {std::size_t{1024}, std::size_t{4096}, std::size_t{16384}, std::size_t{65536}}) {
     register_cache<f16_rows, f16_rows>("f16", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim));
     register_cache<K4, V4>("K4V4", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim));
-    register_cache<K4, V4>("K4V4i8", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 1, int8);
+    register_cache<K4, V4>("K4V4int", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 1, integer);
     register_cache<K4, V3>("K4V3", tokens, kpc::KVCache<K4, V3>::bytes_per_token(1, head_dim));
     register_cache<kpc::q4_0, kpc::q4_0>("q4_0", tokens, 2.0 * static_cast<double>(kpc::q4_0::row_bytes(head_dim)));
     if (tokens >= 16384) {  // 2 threads (a caller's parallel-for over split-K ranges)
       register_cache<f16_rows, f16_rows>("f16x2", tokens, 2.0 * f16_rows::encoded_bytes(1, head_dim), 2);
       register_cache<K4, V4>("K4V4x2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2);
-      register_cache<K4, V4>("K4V4i8x2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2, int8);
+      register_cache<K4, V4>("K4V4intx2", tokens, kpc::KVCache<K4, V4>::bytes_per_token(1, head_dim), 2, integer);
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -117,10 +117,10 @@ TEST_CASE_TEMPLATE("decode attention against the exact K/V: the quantization err
   CHECK(err > 1e-6);
 }
 
-// The int8 path's attention bound, from its kernel bounds (docs/FORMAT.md): scores off by at most
+// The integer path's attention bound, from its kernel bounds (docs/FORMAT.md): scores off by at most
 // delta (scale x the K slack) move each softmax weight by a factor within e^(+-2 delta), and the
 // V slack applies to the (normalized) weights.
-TEST_CASE_TEMPLATE("int8 arithmetic: within its stated bound of f64 over the decoded cache, on every backend", KF,
+TEST_CASE_TEMPLATE("integer arithmetic: within its stated bound of f64 over the decoded cache, on every backend", KF,
                    K4, kpc::Quantizer<4, kpc::PerChannel<128>>) {
   using V4 = kpc::q4_1;
   constexpr int G = KF::tile_tokens;
@@ -130,9 +130,9 @@ TEST_CASE_TEMPLATE("int8 arithmetic: within its stated bound of f64 over the dec
   const std::vector<float> v = kpc_test::gaussian(max_tokens * dim, gen);
   const std::vector<std::byte> k_bytes = encode<KF>(k, max_tokens, dim), v_bytes = encode<V4>(v, max_tokens, dim);
   const std::vector<float> k_hat = decode<KF>(k_bytes, max_tokens, dim), v_hat = decode<V4>(v_bytes, max_tokens, dim);
-  kpc::attention_params int8;
-  int8.arithmetic = kpc::attention_arithmetic::int8;
-  double worst_int8 = 0.0, worst_exact = 0.0;
+  kpc::attention_params integer;
+  integer.arithmetic = kpc::attention_arithmetic::integer;
+  double worst_integer = 0.0, worst_exact = 0.0;
   for (const kpc::isa isa : kpc::available_isas()) {
     kpc::set_isa(isa);
     for (const std::size_t tokens : {std::size_t{1}, std::size_t{33}, std::size_t{257}, std::size_t{1100}}) {
@@ -144,14 +144,14 @@ TEST_CASE_TEMPLATE("int8 arithmetic: within its stated bound of f64 over the dec
         for (std::size_t g = 0; g < group; ++g) q[g * dim + 5] += 0.5f * static_cast<float>(g % 3);
         std::vector<float> got(group * dim), exact(group * dim);
         kpc::decode_attention<KF, V4>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
-                                      tokens, dim, int8, got.data());
+                                      tokens, dim, integer, got.data());
         kpc::decode_attention<KF, V4>(q.data(), group, k_bytes.data(), k_bytes.size(), v_bytes.data(), v_bytes.size(),
                                       tokens, dim, {}, exact.data());
         const std::vector<double> want = kpc_test::reference_attention(q, group, k_hat, v_hat, tokens, dim, {});
         const double scale = 1.0 / std::sqrt(static_cast<double>(dim));
         for (std::size_t h = 0; h < group; ++h) {
           const float* qh = q.data() + h * dim;
-          const std::vector<double> k_slack = kpc_test::int8_scores_slack<G>(qh, k_bytes.data(), tokens, dim);
+          const std::vector<double> k_slack = kpc_test::integer_scores_slack<G>(qh, k_bytes.data(), tokens, dim);
           const double delta = scale * *std::max_element(k_slack.begin(), k_slack.end());
           // The f64 softmax weights of head h, as floats for the V slack.
           std::vector<double> logits(tokens);
@@ -165,7 +165,7 @@ TEST_CASE_TEMPLATE("int8 arithmetic: within its stated bound of f64 over the dec
           for (double& l : logits) sum += (l = std::exp(l - top));
           std::vector<float> weights(tokens);
           for (std::size_t t = 0; t < tokens; ++t) weights[t] = static_cast<float>(logits[t] / sum);
-          const std::vector<double> v_slack = kpc_test::int8_accumulate_slack(weights.data(), v_bytes.data(), tokens, dim);
+          const std::vector<double> v_slack = kpc_test::integer_accumulate_slack(weights.data(), v_bytes.data(), tokens, dim);
           double largest_out = 0.0;
           for (std::size_t c = 0; c < dim; ++c) largest_out = std::max(largest_out, std::fabs(want[h * dim + c]));
           for (std::size_t c = 0; c < dim; ++c) {
@@ -177,18 +177,18 @@ TEST_CASE_TEMPLATE("int8 arithmetic: within its stated bound of f64 over the dec
             REQUIRE(std::fabs(got[h * dim + c] - want[h * dim + c]) <= bound);
           }
         }
-        worst_int8 = std::max(worst_int8, kpc_test::relative_error(got, want));
+        worst_integer = std::max(worst_integer, kpc_test::relative_error(got, want));
         worst_exact = std::max(worst_exact, kpc_test::relative_error(exact, want));
       }
     }
   }
   kpc::reset_isa();
-  MESSAGE("K4 G" << G << "/V4 int8 path: worst relative error vs f64 over the decoded cache " << worst_int8
+  MESSAGE("K4 G" << G << "/V4 integer path: worst relative error vs f64 over the decoded cache " << worst_integer
                  << " (exact path " << worst_exact << ")");
-  CHECK(worst_int8 > worst_exact);  // it does quantize q and the weights
+  CHECK(worst_integer > worst_exact);  // it does quantize q and the weights
 }
 
-TEST_CASE("int8 arithmetic: formats without it compute exactly; prefill matches decode; a bad value is refused") {
+TEST_CASE("integer arithmetic: formats without it compute exactly; prefill matches decode; a bad value is refused") {
   using K3 = kpc::Quantizer<3, kpc::PerChannel<32>>;
   using V3 = kpc::Quantizer<3, kpc::PerToken<32>>;
   using V4 = kpc::q4_1;
@@ -196,8 +196,8 @@ TEST_CASE("int8 arithmetic: formats without it compute exactly; prefill matches 
   const std::size_t dim = 64, tokens = 600, group = 4;
   const std::vector<float> x = kpc_test::offset_rows(tokens, dim, {3}, gen);
   const std::vector<float> q = kpc_test::gaussian(group * dim, gen, 0.3f);
-  kpc::attention_params int8;
-  int8.arithmetic = kpc::attention_arithmetic::int8;
+  kpc::attention_params integer;
+  integer.arithmetic = kpc::attention_arithmetic::integer;
   const auto attend = [&](auto k_format, auto v_format, const kpc::attention_params& p) {
     using KF = decltype(k_format);
     using VF = decltype(v_format);
@@ -207,24 +207,24 @@ TEST_CASE("int8 arithmetic: formats without it compute exactly; prefill matches 
     kpc::decode_attention<KF, VF>(q.data(), group, k.data(), k.size(), v.data(), v.size(), tokens, dim, p, out.data());
     return out;
   };
-  CHECK(attend(K3{}, V3{}, int8) == attend(K3{}, V3{}, {}));                      // neither has an int8 kernel
-  CHECK(attend(kpc::f16_rows{}, kpc::f16_rows{}, int8) == attend(kpc::f16_rows{}, kpc::f16_rows{}, {}));
-  CHECK(attend(K3{}, V4{}, int8) != attend(K3{}, V4{}, {}));                      // V4's weights are int8
-  CHECK(attend(K4{}, V3{}, int8) != attend(K4{}, V3{}, {}));                      // K4's q is int8
+  CHECK(attend(K3{}, V3{}, integer) == attend(K3{}, V3{}, {}));  // neither has an integer kernel
+  CHECK(attend(kpc::f16_rows{}, kpc::f16_rows{}, integer) == attend(kpc::f16_rows{}, kpc::f16_rows{}, {}));
+  CHECK(attend(K3{}, V4{}, integer) != attend(K3{}, V4{}, {}));  // V4's weights are int16
+  CHECK(attend(K4{}, V3{}, integer) != attend(K4{}, V3{}, {}));  // K4's q is int8
 
-  // Prefill on the int8 path: each query as decode attention on the int8 path gives it (the runs
-  // of 16 tokens start at the same steps; masked tokens have weight 0).
+  // Prefill on the integer path: each query as decode attention on the integer path gives it (the
+  // runs of 64 tokens start at the same steps; masked tokens have weight 0).
   const auto k = encode<K4>(x, tokens, dim);
   const auto v = encode<V4>(x, tokens, dim);
   const std::size_t first = 200, queries = 60;
   const std::vector<float> qs = kpc_test::gaussian(queries * group * dim, gen, 0.3f);
   std::vector<float> out(qs.size());
-  kpc::prefill_attention<K4, V4>(qs.data(), queries, group, k.data(), k.size(), v.data(), v.size(), first, dim, int8,
+  kpc::prefill_attention<K4, V4>(qs.data(), queries, group, k.data(), k.size(), v.data(), v.size(), first, dim, integer,
                                  out.data());
   for (std::size_t i = 0; i < queries; ++i) {
     std::vector<float> one(group * dim);
     kpc::decode_attention<K4, V4>(qs.data() + i * group * dim, group, k.data(), k.size(), v.data(), v.size(), first + i + 1,
-                                  dim, int8, one.data());
+                                  dim, integer, one.data());
     const std::vector<float> got(out.begin() + i * group * dim, out.begin() + (i + 1) * group * dim);
     CAPTURE(i);
     CHECK(kpc_test::relative_error(got, std::vector<double>(one.begin(), one.end())) <= 1e-5);

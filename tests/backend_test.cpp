@@ -82,12 +82,12 @@ kpc::errc encode_status(const std::vector<T>& x, std::size_t tokens, std::size_t
   return kpc::errc::ok;
 }
 
-// The int8 attention path (4-bit K scores, V4 accumulate) on one backend: the reference within
+// The integer attention path (4-bit K scores, V4 accumulate) on one backend: the reference within
 // the stated bound of f64 over the decoded values, and the backend within f32 rounding of the
-// reference (it must find the same int8 codes and integer sums: one code apart is ~d x 15, far
-// above that tolerance).
+// reference (it must find the same integer codes and sums: one code apart is ~d x 15, far above
+// that tolerance).
 template <class Q>
-void check_int8(kpc::isa level, const std::vector<std::byte>& bytes, const std::vector<float>& decoded, std::size_t tokens,
+void check_integer(kpc::isa level, const std::vector<std::byte>& bytes, const std::vector<float>& decoded, std::size_t tokens,
                 std::size_t channels, double largest, std::mt19937_64& gen) {
   constexpr std::size_t group = 3;
   constexpr int G = tile_of<typename Q::layout>::value;
@@ -95,12 +95,12 @@ void check_int8(kpc::isa level, const std::vector<std::byte>& bytes, const std::
     const auto q = kpc_test::gaussian(group * channels, gen);
     std::vector<float> ref_scores(group * tokens), simd_scores(group * tokens);
     kpc::set_isa(kpc::isa::scalar);
-    Q::scores_group_int8(q.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_scores.data());
+    Q::scores_group_integer(q.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_scores.data());
     kpc::set_isa(level);
-    Q::scores_group_int8(q.data(), group, bytes.data(), bytes.size(), tokens, channels, simd_scores.data());
+    Q::scores_group_integer(q.data(), group, bytes.data(), bytes.size(), tokens, channels, simd_scores.data());
     for (std::size_t h = 0; h < group; ++h) {
       const float* qh = q.data() + h * channels;
-      const std::vector<double> slack = kpc_test::int8_scores_slack<G>(qh, bytes.data(), tokens, channels);
+      const std::vector<double> slack = kpc_test::integer_scores_slack<G>(qh, bytes.data(), tokens, channels);
       double q_sum = 0.0;
       for (std::size_t c = 0; c < channels; ++c) q_sum += std::fabs(qh[c]);
       for (std::size_t t = 0; t < tokens; ++t) {
@@ -119,12 +119,12 @@ void check_int8(kpc::isa level, const std::vector<std::byte>& bytes, const std::
     const auto w = kpc_test::gaussian(group * tokens, gen);
     std::vector<float> ref_out(group * channels, 0.5f), simd_out(group * channels, 0.5f);
     kpc::set_isa(kpc::isa::scalar);
-    Q::accumulate_group_int8(w.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_out.data());
+    Q::accumulate_group_integer(w.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_out.data());
     kpc::set_isa(level);
-    Q::accumulate_group_int8(w.data(), group, bytes.data(), bytes.size(), tokens, channels, simd_out.data());
+    Q::accumulate_group_integer(w.data(), group, bytes.data(), bytes.size(), tokens, channels, simd_out.data());
     for (std::size_t h = 0; h < group; ++h) {
       const float* wh = w.data() + h * tokens;
-      const std::vector<double> slack = kpc_test::int8_accumulate_slack(wh, bytes.data(), tokens, channels);
+      const std::vector<double> slack = kpc_test::integer_accumulate_slack(wh, bytes.data(), tokens, channels);
       for (std::size_t c = 0; c < channels; ++c) {
         double exact = 0.5, magnitude = 0.5;
         for (std::size_t t = 0; t < tokens; ++t) {
@@ -207,7 +207,7 @@ void check_against_reference(kpc::isa level, const std::vector<float>& x, std::s
   check_scores(q.data(), scores.data());
   Q::scores_group(q.data(), group, ref_bytes.data(), ref_bytes.size(), tokens, channels, scores.data());
   for (std::size_t h = 0; h < group; ++h) check_scores(q.data() + h * channels, scores.data() + h * tokens);
-  if constexpr (Q::format::int8_dot) check_int8<Q>(level, ref_bytes, ref_out, tokens, channels, largest, gen);
+  if constexpr (Q::format::integer_dot) check_integer<Q>(level, ref_bytes, ref_out, tokens, channels, largest, gen);
   if constexpr (tile_of<typename Q::layout>::value == 0) {
     const auto check_accumulate = [&](const float* w, const float* acc) {
       for (std::size_t c = 0; c < channels; ++c) {

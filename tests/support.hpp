@@ -84,11 +84,11 @@ inline double dot_tolerance(std::size_t n, double magnitude_sum) {
   return 2.0 * static_cast<double>(n + 2) * std::ldexp(1.0, -24) * magnitude_sum + 1e-30;
 }
 
-/// The int8 attention path's quantization term for the scores of one query over a 4-bit K slab of
+/// The integer attention path's quantization term for the scores of one query over a 4-bit K slab of
 /// G-token tiles (docs/FORMAT.md): per token t, sum over runs r of 16 channels of
 /// (d_r / 2) * sum_{c in r} code_{t,c}, d_r = max_{c in r} |q_c * scale'_c| / 127 (of t's tile).
 template <int G>
-std::vector<double> int8_scores_slack(const float* q, const std::byte* slab, std::size_t tokens, std::size_t channels) {
+std::vector<double> integer_scores_slack(const float* q, const std::byte* slab, std::size_t tokens, std::size_t channels) {
   using tile = kpc::format::k_tile<4, G>;
   std::vector<double> slack(tokens, 0.0);
   for (std::size_t t = 0; t < tokens; ++t) {
@@ -111,16 +111,16 @@ std::vector<double> int8_scores_slack(const float* q, const std::byte* slab, std
   return slack;
 }
 
-/// The same for weights w over V4 (q4_1) rows: per channel c of block b, sum over runs r of 16
-/// tokens of (e_r / 2) * sum_{t in r} code_{t,c}, e_r = max_{t in r} |w_t * d_{t,b}| / 127.
-inline std::vector<double> int8_accumulate_slack(const float* w, const std::byte* rows, std::size_t tokens,
+/// The same for weights w over V4 (q4_1) rows: per channel c of block b, sum over runs r of 64
+/// tokens of (e_r / 2) * sum_{t in r} code_{t,c}, e_r = max_{t in r} |w_t * d_{t,b}| / 32767.
+inline std::vector<double> integer_accumulate_slack(const float* w, const std::byte* rows, std::size_t tokens,
                                                  std::size_t channels) {
   using block = kpc::format::v_block<4>;
   const std::size_t blocks = channels / 32;
   std::vector<double> slack(channels, 0.0);
   for (std::size_t b = 0; b < blocks; ++b)
-    for (std::size_t first = 0; first < tokens; first += kpc::format::int8_run) {
-      const std::size_t last = std::min(tokens, first + kpc::format::int8_run);
+    for (std::size_t first = 0; first < tokens; first += kpc::format::int16_run) {
+      const std::size_t last = std::min(tokens, first + kpc::format::int16_run);
       double largest = 0.0;
       for (std::size_t t = first; t < last; ++t)
         largest = std::max(largest, std::fabs(static_cast<double>(
@@ -128,7 +128,7 @@ inline std::vector<double> int8_accumulate_slack(const float* w, const std::byte
       for (int j = 0; j < 32; ++j) {
         double codes = 0.0;
         for (std::size_t t = first; t < last; ++t) codes += kpc::ref::v_code<4>(rows + (t * blocks + b) * block::bytes, j);
-        slack[b * 32 + j] += largest / 127.0 / 2.0 * codes;
+        slack[b * 32 + j] += largest / 32767.0 / 2.0 * codes;
       }
     }
   return slack;

@@ -169,8 +169,9 @@ inline cache_config base_config(const std::string& name, std::size_t kv_heads, s
 
 /// A configuration by name: FORMAT[+OPTION...][|LAYERS=FORMAT[+OPTION...]...], where OPTION is
 /// sN (N sink tokens), rN (a recent window of N tiles), c (centered keys), hk / hv (Hadamard-
-/// rotated keys / values), i8 (attention on the int8 path: attention_arithmetic::int8), and LAYERS a comma list of layer indices (negative: from the last) whose
-/// cache takes the other configuration, e.g. "kpc-k4v4+s4+c|0,-1=kpc-k8v8".
+/// rotated keys / values), int (attention on the integer path, attention_arithmetic::integer), and
+/// LAYERS a comma list of layer indices (negative: from the last) whose cache takes the other
+/// configuration, e.g. "kpc-k4v4+s4+c|0,-1=kpc-k8v8".
 inline cache_config find_config(const std::string& name, std::size_t kv_heads, std::size_t head_dim, std::size_t layers) {
   const std::size_t bar = name.find('|');
   const std::string main = name.substr(0, bar);
@@ -188,10 +189,10 @@ inline cache_config find_config(const std::string& name, std::size_t kv_heads, s
     if (option == "c") o.center_keys = true;
     else if (option == "hk") o.rotate_keys = true;
     else if (option == "hv") o.rotate_values = true;
-    else if (option == "i8") arithmetic = kpc::attention_arithmetic::int8;
+    else if (option == "int") arithmetic = kpc::attention_arithmetic::integer;
     else if (option[0] == 's') o.sink_tokens = number(1);
     else if (option[0] == 'r') o.recent_tiles = number(1);
-    else throw std::invalid_argument("unknown cache option '" + option + "' in '" + name + "' (s<N> r<N> c hk hv i8)");
+    else throw std::invalid_argument("unknown cache option '" + option + "' in '" + name + "' (s<N> r<N> c hk hv int)");
     at = next;
   }
   cache_config base = base_config(main.substr(0, plus), kv_heads, head_dim, o, arithmetic);

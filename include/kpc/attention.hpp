@@ -24,12 +24,12 @@ KPC_BEGIN_NAMESPACE
 /// softcap > 0 (Gemma 2). sinks, when given, holds one extra logit per query head of the group
 /// that joins the softmax's denominator and carries no value (gpt-oss's attention sinks).
 /// How attention multiplies the cache's codes. exact: f32 products with every decoded value (the
-/// default; agrees with an f64 softmax to f32 rounding). int8: q (K scores) and the softmax
-/// weights (V) are quantized to int8 in runs of 16 and multiplied with the 4-bit codes in
-/// integers (pmaddubsw, NEON multiply-accumulate), about twice as fast; it adds an error with a
-/// stated bound (docs/FORMAT.md, "int8 attention path"). It applies to 4-bit K tiles and V4 (q4_1)
-/// rows; other formats compute exactly either way.
-enum class attention_arithmetic : int { exact = 0, int8 = 1 };
+/// default; agrees with an f64 softmax to f32 rounding). integer: q * scale' is quantized to int8
+/// per 16 channels (K scores) and the softmax weights * d to int16 per 64 tokens (V), and the
+/// products with the 4-bit codes are summed in integers (pmaddubsw / pmaddwd on x86, multiply-
+/// accumulate on NEON); it adds an error with a stated bound (docs/FORMAT.md, "Integer attention
+/// path"). It applies to 4-bit K tiles and V4 (q4_1) rows; other formats compute exactly either way.
+enum class attention_arithmetic : int { exact = 0, integer = 1 };
 
 struct attention_params {
   float scale = 0.0f;            ///< 0 selects 1 / sqrt(head_dim)
@@ -75,18 +75,18 @@ struct accumulates_values<Format, std::void_t<decltype(Format::accumulate_group(
 template <class KFormat>
 void step_scores(const attention_params& params, const float* q, std::size_t heads, const std::byte* k,
                  std::size_t k_bytes, std::size_t n, std::size_t head_dim, float* out) {
-  if constexpr (KFormat::format::int8_dot)
-    if (params.arithmetic == attention_arithmetic::int8)
-      return KFormat::scores_group_int8(q, heads, k, k_bytes, n, head_dim, out);
+  if constexpr (KFormat::format::integer_dot)
+    if (params.arithmetic == attention_arithmetic::integer)
+      return KFormat::scores_group_integer(q, heads, k, k_bytes, n, head_dim, out);
   KFormat::scores_group(q, heads, k, k_bytes, n, head_dim, out);
 }
 /// One step's weights x values added to out, on the arithmetic asked for.
 template <class VFormat>
 void step_values(const attention_params& params, const float* w, std::size_t heads, const std::byte* v,
                  std::size_t v_bytes, std::size_t n, std::size_t head_dim, float* out) {
-  if constexpr (VFormat::format::int8_dot)
-    if (params.arithmetic == attention_arithmetic::int8)
-      return VFormat::accumulate_group_int8(w, heads, v, v_bytes, n, head_dim, out);
+  if constexpr (VFormat::format::integer_dot)
+    if (params.arithmetic == attention_arithmetic::integer)
+      return VFormat::accumulate_group_integer(w, heads, v, v_bytes, n, head_dim, out);
   VFormat::accumulate_group(w, heads, v, v_bytes, n, head_dim, out);
 }
 
@@ -130,8 +130,8 @@ inline float checked_scale(const float* q, std::size_t group, std::size_t head_d
   check_finite(&params.softcap, 1, "attention_params::softcap");
   if (params.softcap < 0.0f) raisef(errc::out_of_range, "attention_params::softcap must be >= 0");
   if (params.sinks != nullptr) check_finite(params.sinks, group, "attention_params::sinks");
-  if (params.arithmetic != attention_arithmetic::exact && params.arithmetic != attention_arithmetic::int8)
-    raisef(errc::out_of_range, "attention_params::arithmetic: %d is neither exact nor int8", static_cast<int>(params.arithmetic));
+  if (params.arithmetic != attention_arithmetic::exact && params.arithmetic != attention_arithmetic::integer)
+    raisef(errc::out_of_range, "attention_params::arithmetic: %d is neither exact nor integer", static_cast<int>(params.arithmetic));
   return params.scale != 0.0f ? params.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
 }
 

@@ -134,7 +134,7 @@ struct k_tiles {
   static constexpr int container_layout = 1;  ///< the KVCache container's layout byte
   static constexpr int container_unit = G;    ///< and its unit byte
   static constexpr const char* unit_name = "K tile";
-  static constexpr bool int8_dot = Bits == 4;  ///< has int8 scores (ref/int8_dot.hpp)
+  static constexpr bool integer_dot = Bits == 4;  ///< has integer scores (ref/integer_dot.hpp)
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) { return tile::bytes(channels); }
 };
 
@@ -149,7 +149,7 @@ struct block_rows {
   static constexpr int container_layout = ContainerLayout;
   static constexpr int container_unit = Block::values;
   static constexpr const char* unit_name = "block row";
-  static constexpr bool int8_dot = std::is_same_v<Block, v_block<4>>;  ///< has int8 accumulate (ref/int8_dot.hpp)
+  static constexpr bool integer_dot = std::is_same_v<Block, v_block<4>>;  ///< has integer accumulate
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) {
     return channels / Block::values * Block::bytes;
   }
@@ -205,9 +205,11 @@ struct of<Bits, PerTokenSymmetric<B>> {
   using type = q4_0_rows;
 };
 
-/// The int8 attention path (attention_arithmetic::int8) quantizes q (K scores) or the weights (V
-/// accumulate) to int8 in runs of this many channels (K) or tokens (V), one f32 scale per run.
+/// The integer attention path (attention_arithmetic::integer) quantizes q * scale' (K scores) to
+/// int8 in runs of int8_run channels, and the weights * d (V accumulate) to int16 in runs of
+/// int16_run tokens, one f32 scale per run (ref/integer_dot.hpp).
 inline constexpr int int8_run = 16;
+inline constexpr int int16_run = 64;
 
 /// Bit order inside a packed group of 32 codes, the format's definition: code j occupies bits
 /// [code_bit(j), code_bit(j) + Bits) of the group read as one little-endian bit string.

@@ -159,17 +159,17 @@ class slab_quantizer {
     check_rows(out, group, tokens, tokens, sizeof(float), "out");
     run([&](auto ops) { ops.scores_group(q, group, src, tokens, channels, out); });
   }
-  /// scores_group on the int8 attention path (attention_arithmetic::int8; 4-bit K tiles only):
-  /// q * scale' quantized to int8 per run of 16 channels, integer dot products with the codes;
-  /// the error bound is in docs/FORMAT.md ("int8 attention path").
-  static void scores_group_int8(const float* q, std::size_t group, const std::byte* src, std::size_t src_bytes,
+  /// scores_group on the integer attention path (attention_arithmetic::integer; 4-bit K tiles
+  /// only): q * scale' quantized to int8 per run of 16 channels, integer dot products with the
+  /// codes; the error bound is in docs/FORMAT.md ("Integer attention path").
+  static void scores_group_integer(const float* q, std::size_t group, const std::byte* src, std::size_t src_bytes,
                                 std::size_t tokens, std::size_t channels, float* out) {
-    static_assert(Format::int8_dot, "kpc: the int8 path has scores for 4-bit K tiles only");
+    static_assert(Format::integer_dot, "kpc: the integer path has scores for 4-bit K tiles only");
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     if (tokens == 0 || group == 0) return;
     check_rows(q, group, channels, channels, sizeof(float), "q");
     check_rows(out, group, tokens, tokens, sizeof(float), "out");
-    run([&](auto ops) { ops.scores_group_int8(q, group, src, tokens, channels, out); });
+    run([&](auto ops) { ops.scores_group_integer(q, group, src, tokens, channels, out); });
   }
 };
 
@@ -212,17 +212,17 @@ class row_quantizer : public slab_quantizer<Format> {
     check_rows(out, group, channels, channels, sizeof(float), "out");
     row_quantizer::run([&](auto ops) { ops.accumulate_group(w, group, src, tokens, channels, out); });
   }
-  /// accumulate_group on the int8 attention path (attention_arithmetic::int8; V4 = q4_1 rows
-  /// only): w * d quantized to int8 per block and run of 16 tokens (counted from the first),
-  /// integer dot products with the codes; the error bound is in docs/FORMAT.md.
-  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* src, std::size_t src_bytes,
+  /// accumulate_group on the integer attention path (attention_arithmetic::integer; V4 = q4_1
+  /// rows only): w * d quantized to int16 per block and run of 64 tokens (counted from the
+  /// first), integer dot products with the codes; the error bound is in docs/FORMAT.md.
+  static void accumulate_group_integer(const float* w, std::size_t group, const std::byte* src, std::size_t src_bytes,
                                     std::size_t tokens, std::size_t channels, float* out) {
-    static_assert(Format::int8_dot, "kpc: the int8 path accumulates V4 (q4_1) rows only");
+    static_assert(Format::integer_dot, "kpc: the integer path accumulates V4 (q4_1) rows only");
     check_bytes(src, src_bytes, row_quantizer::encoded_bytes(tokens, channels), "src");
     if (tokens == 0 || group == 0) return;
     check_rows(w, group, tokens, tokens, sizeof(float), "w");
     check_rows(out, group, channels, channels, sizeof(float), "out");
-    row_quantizer::run([&](auto ops) { ops.accumulate_group_int8(w, group, src, tokens, channels, out); });
+    row_quantizer::run([&](auto ops) { ops.accumulate_group_integer(w, group, src, tokens, channels, out); });
   }
 };
 

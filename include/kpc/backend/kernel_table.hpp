@@ -44,11 +44,11 @@ struct format_kernels {
   /// accumulate for a group: w [group][tokens], out [group][channels]; null for per-channel K formats.
   void (*accumulate_group)(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
                            std::size_t channels, float* out);
-  /// The int8 attention path (ref/int8_dot.hpp): scores_group / accumulate_group with q or the
-  /// weights quantized to int8; null for formats without it (descriptor's int8_dot).
-  void (*scores_group_int8)(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+  /// The integer attention path (ref/integer_dot.hpp): scores_group / accumulate_group with q or
+  /// the weights quantized to integers; null for formats without it (descriptor's integer_dot).
+  void (*scores_group_integer)(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
                             std::size_t channels, float* out);
-  void (*accumulate_group_int8)(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+  void (*accumulate_group_integer)(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
                                 std::size_t channels, float* out);
 };
 

@@ -8,7 +8,7 @@
 
 #include "../isa.hpp"
 #include "../simd/arch.hpp"
-#include "../simd/int8_dot.hpp"
+#include "../simd/integer_dot.hpp"
 #include "../simd/per_channel.hpp"
 #include "../simd/per_token.hpp"
 #include "../simd/softmax.hpp"
@@ -42,10 +42,10 @@ struct provider {
     k_tile<A, Bits, G>::scores_group(q, group, tile, tokens, channels, out, out_stride);
   }
   template <int Bits, int G>
-  static void scores_k_tile_group_int8(const float* q, std::size_t group, const std::byte* tile, int tokens,
+  static void scores_k_tile_group_integer(const float* q, std::size_t group, const std::byte* tile, int tokens,
                                        std::size_t channels, float* out, std::size_t out_stride) {
-    static_assert(Bits == 4, "int8 scores: 4-bit K tiles");
-    k4_tile_int8<A, G>::scores_group(q, group, tile, tokens, channels, out, out_stride);
+    static_assert(Bits == 4, "integer scores: 4-bit K tiles");
+    k4_tile_integer<A, G>::scores_group(q, group, tile, tokens, channels, out, out_stride);
   }
 
   template <class Block, class T>
@@ -85,10 +85,10 @@ struct provider {
     block_kernels<A, Block>::accumulate_group(w, group, rows, tokens, channels, out);
   }
   template <class Block>
-  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+  static void accumulate_group_integer(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                     std::size_t channels, float* out) {
-    static_assert(std::is_same_v<Block, format::v_block<4>>, "int8 accumulate: V4 rows");
-    v4_rows_int8<A>::accumulate_group(w, group, rows, tokens, channels, out);
+    static_assert(std::is_same_v<Block, format::v_block<4>>, "integer accumulate: V4 rows");
+    v4_rows_integer<A>::accumulate_group(w, group, rows, tokens, channels, out);
   }
 };
 

@@ -15,7 +15,7 @@
 #include "../format.hpp"
 #include "../half.hpp"
 #include "../isa.hpp"
-#include "../ref/int8_dot.hpp"
+#include "../ref/integer_dot.hpp"
 #include "../ref/per_channel.hpp"
 #include "../ref/per_token.hpp"
 #include "kernel_table.hpp"
@@ -57,10 +57,10 @@ struct ref_provider {
   }
 
   template <int Bits, int G>
-  static void scores_k_tile_group_int8(const float* q, std::size_t group, const std::byte* tile, int tokens,
+  static void scores_k_tile_group_integer(const float* q, std::size_t group, const std::byte* tile, int tokens,
                                        std::size_t channels, float* out, std::size_t out_stride) {
-    static_assert(Bits == 4, "int8 scores: 4-bit K tiles");
-    for (std::size_t h = 0; h < group; ++h) ref::scores_k_tile_int8<G>(q + h * channels, tile, tokens, channels, out + h * out_stride);
+    static_assert(Bits == 4, "integer scores: 4-bit K tiles");
+    for (std::size_t h = 0; h < group; ++h) ref::scores_k_tile_integer<G>(q + h * channels, tile, tokens, channels, out + h * out_stride);
   }
 
   template <class Block, class T>
@@ -107,11 +107,11 @@ struct ref_provider {
     for (std::size_t h = 0; h < group; ++h) accumulate<Block>(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
   template <class Block>
-  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
+  static void accumulate_group_integer(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                     std::size_t channels, float* out) {
-    static_assert(std::is_same_v<Block, format::v_block<4>>, "int8 accumulate: V4 rows");
+    static_assert(std::is_same_v<Block, format::v_block<4>>, "integer accumulate: V4 rows");
     for (std::size_t h = 0; h < group; ++h)
-      ref::accumulate_v4_rows_int8(w + h * tokens, rows, tokens, channels, out + h * channels);
+      ref::accumulate_v4_rows_integer(w + h * tokens, rows, tokens, channels, out + h * channels);
   }
 };
 
@@ -153,10 +153,10 @@ struct k_slab {
       P::template scores_k_tile_group<Bits, G>(q, group, src + first / G * tile_bytes(channels), present(tokens, first),
                                                channels, out + first, tokens);
   }
-  static void scores_group_int8(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+  static void scores_group_integer(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
                                 std::size_t channels, float* out) {
     for (std::size_t first = 0; first < tokens; first += G)
-      P::template scores_k_tile_group_int8<Bits, G>(q, group, src + first / G * tile_bytes(channels),
+      P::template scores_k_tile_group_integer<Bits, G>(q, group, src + first / G * tile_bytes(channels),
                                                     present(tokens, first), channels, out + first, tokens);
   }
 };
@@ -200,9 +200,9 @@ struct row_slab {
                                std::size_t channels, float* out) {
     P::template accumulate_group<Block>(w, group, src, tokens, channels, out);
   }
-  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+  static void accumulate_group_integer(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
                                     std::size_t channels, float* out) {
-    P::template accumulate_group_int8<Block>(w, group, src, tokens, channels, out);
+    P::template accumulate_group_integer<Block>(w, group, src, tokens, channels, out);
   }
 };
 
@@ -242,18 +242,18 @@ struct slab_ops {
                                std::size_t channels, float* out) {
     Slab::accumulate_group(w, group, src, tokens, channels, out);
   }
-  static void scores_group_int8(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
+  static void scores_group_integer(const float* q, std::size_t group, const std::byte* src, std::size_t tokens,
                                 std::size_t channels, float* out) {
-    Slab::scores_group_int8(q, group, src, tokens, channels, out);
+    Slab::scores_group_integer(q, group, src, tokens, channels, out);
   }
-  static void accumulate_group_int8(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
+  static void accumulate_group_integer(const float* w, std::size_t group, const std::byte* src, std::size_t tokens,
                                     std::size_t channels, float* out) {
-    Slab::accumulate_group_int8(w, group, src, tokens, channels, out);
+    Slab::accumulate_group_integer(w, group, src, tokens, channels, out);
   }
 };
 
 /// The table entry of one slab type: every operation, instantiated (dispatch units, precompiled kernels).
-template <class Slab, bool HasAccumulate, bool HasInt8>
+template <class Slab, bool HasAccumulate, bool HasInteger>
 format_kernels slab_kernels() {
   using ops = slab_ops<Slab>;
   format_kernels k{};
@@ -267,9 +267,9 @@ format_kernels slab_kernels() {
     k.accumulate = &ops::accumulate;
     k.accumulate_group = &ops::accumulate_group;
   }
-  if constexpr (HasInt8) {
-    if constexpr (HasAccumulate) k.accumulate_group_int8 = &ops::accumulate_group_int8;
-    else k.scores_group_int8 = &ops::scores_group_int8;
+  if constexpr (HasInteger) {
+    if constexpr (HasAccumulate) k.accumulate_group_integer = &ops::accumulate_group_integer;
+    else k.scores_group_integer = &ops::scores_group_integer;
   }
   return k;
 }
@@ -295,7 +295,7 @@ using slab_for = typename slab_of<P, Format>::type;
 template <class P, class... Formats>
 void fill_formats(format_kernels* entries, format::list<Formats...>) {
   std::size_t i = 0;
-  ((entries[i++] = slab_kernels<slab_for<P, Formats>, Formats::per_token, Formats::int8_dot>()), ...);
+  ((entries[i++] = slab_kernels<slab_for<P, Formats>, Formats::per_token, Formats::integer_dot>()), ...);
 }
 
 /// Every format's kernels from one provider.

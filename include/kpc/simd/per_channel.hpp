@@ -88,12 +88,14 @@ struct k_tile {
     auto ranges = [&](std::size_t first, auto block_constant) {
       constexpr std::size_t block = decltype(block_constant)::value;
       F mn[block], mx[block];
+      KPC_UNROLL
       for (std::size_t b = 0; b < block; ++b) {
         mn[b] = mx[b] = load<A>(src + first + b * W);
         probe.add(mn[b]);
       }
       for (int t = 1; t < tokens; ++t) {
         const T* row = src + static_cast<std::size_t>(t) * stride + first;
+        KPC_UNROLL
         for (std::size_t b = 0; b < block; ++b) {
           const F x = load<A>(row + b * W);
           probe.add(x);
@@ -101,6 +103,7 @@ struct k_tile {
           mx[b] = running_max<A>(x, mx[b]);
         }
       }
+      KPC_UNROLL
       for (std::size_t b = 0; b < block; ++b) {
         const F scale = div_rounded<A>(mx[b] - mn[b], F(max_code));
         mn[b].store_unaligned(mins + first + b * W);
@@ -238,6 +241,7 @@ struct k_tile {
     float* const q_scaled = scratch_floats(H * channels);  // head h's q_c * scale'_c at h * channels
     float bias[H];
     const std::size_t vector_channels = channels / W * W;
+    KPC_UNROLL
     for (int h = 0; h < H; ++h) {
       const float* qh = q + h * channels;
       F bias_lanes(0.0f);
@@ -265,26 +269,35 @@ struct k_tile {
         const std::array<ibatch<A>, per_group> codes =
             unpack_group(tile + layout::offset_channel_codes(channels, c) + g * format::group_bytes<Bits>);
         std::array<F, per_group> values;
+        KPC_UNROLL
         for (int v = 0; v < per_group; ++v) values[v] = xsimd::to_float(codes[v]);
+        KPC_UNROLL
         for (int h = 0; h < H; ++h) {
           const F qc(q_scaled[h * channels + c]);
+          KPC_UNROLL
           for (int v = 0; v < per_group; ++v) dot[chain][h][v] = xsimd::fma(qc, values[v], dot[chain][h][v]);
         }
       };
       std::size_t c = 0;
       for (; c + chains <= channels; c += chains)
+        KPC_UNROLL
         for (int chain = 0; chain < chains; ++chain) add_channel(c + chain, chain);
       if (c < channels) add_channel(c, 0);
       const int present = tokens - g * format::group_values;
+      KPC_UNROLL
       for (int h = 0; h < H; ++h) {
         float* const group_out = out + h * out_stride + g * format::group_values;
         std::array<F, per_group> sum = dot[0][h];
+        KPC_UNROLL
         for (int chain = 1; chain < chains; ++chain)
+          KPC_UNROLL
           for (int v = 0; v < per_group; ++v) sum[v] = sum[v] + dot[chain][h][v];
         if (present >= format::group_values) {
+          KPC_UNROLL
           for (int v = 0; v < per_group; ++v) (sum[v] + F(bias[h])).store_unaligned(group_out + v * W);
         } else {
           alignas(64) float sums[format::group_values];
+          KPC_UNROLL
           for (int v = 0; v < per_group; ++v) (sum[v] + F(bias[h])).store_aligned(sums + v * W);
           for (int j = 0; j < present; ++j) group_out[j] = sums[j];
         }
@@ -313,6 +326,7 @@ struct k_tile {
     std::array<ibatch<A>, per_group> codes;
     if constexpr (Bits == 4 && W <= 16) {
       // Byte j holds tokens j (low nibble) and j + 16 (high nibble).
+      KPC_UNROLL
       for (std::size_t i = 0; i < 16 / W; ++i) {
         const ibatch<A> bytes = widen_u8<A>(group + i * W);
         codes[i] = bytes & ibatch<A>(0xF);
@@ -320,8 +334,10 @@ struct k_tile {
       }
     } else if constexpr (Bits == 2 && W <= 8) {
       // Byte j holds tokens j, j + 8, j + 16, j + 24 at bits 0, 2, 4, 6.
+      KPC_UNROLL
       for (std::size_t i = 0; i < 8 / W; ++i) {
         const ibatch<A> bytes = widen_u8<A>(group + i * W);
+        KPC_UNROLL
         for (std::size_t m = 0; m < 4; ++m)
           codes[m * (8 / W) + i] = (bytes >> static_cast<std::int32_t>(2 * m)) & ibatch<A>(0x3);
       }

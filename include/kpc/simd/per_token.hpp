@@ -49,6 +49,7 @@ struct block_kernels {
       const T* x = src + b * format::group_values;
       std::byte* codes_out = row + b * Block::bytes + Block::offset_codes;
       codes_t codes;
+      KPC_UNROLL
       for (std::size_t v = 0; v < per_block; ++v) {
         const F xv = load<A>(x + v * W);
         if constexpr (bits == 8) {
@@ -70,6 +71,7 @@ struct block_kernels {
     float scale, offset;
     if (!load_meta(block, scale, offset)) return errc::corrupt_data;
     const codes_t codes = unpack(block);
+    KPC_UNROLL
     for (std::size_t v = 0; v < per_block; ++v) {
       // Products are exact (a code times an fp16 scale), as in ref::v_value.
       const I code = symmetric ? codes[v] - I(8) : codes[v];
@@ -86,6 +88,7 @@ struct block_kernels {
     float* const q_sums = scratch_floats(blocks);
     for (std::size_t b = 0; b < blocks; ++b) {
       F sum(0.0f);
+      KPC_UNROLL
       for (std::size_t v = 0; v < per_block; ++v) sum += F::load_unaligned(q + b * format::group_values + v * W);
       q_sums[b] = reduce_add<A>(sum);
     }
@@ -99,6 +102,7 @@ struct block_kernels {
         load_meta(block, scale, offset);
         const codes_t codes = unpack(block);
         F block_dot(0.0f);
+        KPC_UNROLL
         for (std::size_t v = 0; v < per_block; ++v)
           block_dot = xsimd::fma(F::load_unaligned(q + b * format::group_values + v * W), xsimd::to_float(codes[v]), block_dot);
         dot = xsimd::fma(F(scale), block_dot, dot);
@@ -134,7 +138,9 @@ struct block_kernels {
       for (std::size_t b = 0; b < blocks; ++b) {
         std::array<std::array<F, per_block>, H> sum;
         float offsets[H];
+        KPC_UNROLL
         for (int h = 0; h < H; ++h) {
+          KPC_UNROLL
           for (std::size_t v = 0; v < per_block; ++v)
             sum[h][v] = F::load_unaligned(out + h * channels + b * format::group_values + v * W);
           offsets[h] = 0.0f;
@@ -145,15 +151,20 @@ struct block_kernels {
           load_meta(block, scale, offset);
           const codes_t codes = unpack(block);
           std::array<F, per_block> values;
+          KPC_UNROLL
           for (std::size_t v = 0; v < per_block; ++v) values[v] = xsimd::to_float(codes[v]);
+          KPC_UNROLL
           for (int h = 0; h < H; ++h) {
             const float wt = w[h * tokens + t];
             const F weighted_scale(wt * scale);
+            KPC_UNROLL
             for (std::size_t v = 0; v < per_block; ++v) sum[h][v] = xsimd::fma(weighted_scale, values[v], sum[h][v]);
             offsets[h] += wt * offset;
           }
         }
+        KPC_UNROLL
         for (int h = 0; h < H; ++h)
+          KPC_UNROLL
           for (std::size_t v = 0; v < per_block; ++v)
             (sum[h][v] + F(offsets[h])).store_unaligned(out + h * channels + b * format::group_values + v * W);
       }
@@ -166,6 +177,7 @@ struct block_kernels {
   static errc encode_meta(const T* src, std::byte* block, float& base, float& inverse) {
     std::array<F, per_block> x;
     finite_probe<A> probe;
+    KPC_UNROLL
     for (std::size_t v = 0; v < per_block; ++v) {
       x[v] = load<A>(src + v * W);
       probe.add(x[v]);
@@ -198,6 +210,7 @@ struct block_kernels {
         float signed_max = 0.0f;
         if (abs_max != 0.0f) {
           std::uint32_t hits = 0;
+          KPC_UNROLL
           for (std::size_t v = 0; v < per_block; ++v) hits |= to_mask<A>(xsimd::abs(x[v]) == F(abs_max)) << (v * W);
 #if defined(__GNUC__) || defined(__clang__)
           const int first = __builtin_ctz(hits);  // hits != 0: abs_max is one of the lanes
@@ -261,6 +274,7 @@ struct block_kernels {
 
   static void pack(const codes_t& codes, std::byte* out) {
     if constexpr (bits == 4) {  // byte j = code j | code j + 16 << 4
+      KPC_UNROLL
       for (std::size_t i = 0; i < 16 / W; ++i) store_low_bytes<A>(codes[i] | (codes[16 / W + i] << 4), out + i * W);
     } else {
       pack3<A>(codes.data(), out);
@@ -271,8 +285,10 @@ struct block_kernels {
     const std::byte* packed = block + Block::offset_codes;
     codes_t codes;
     if constexpr (bits == 8) {
+      KPC_UNROLL
       for (std::size_t v = 0; v < per_block; ++v) codes[v] = widen_i8<A>(packed + v * W);
     } else if constexpr (bits == 4) {
+      KPC_UNROLL
       for (std::size_t i = 0; i < 16 / W; ++i) {
         const I bytes = widen_u8<A>(packed + i * W);
         codes[i] = bytes & I(0xF);
@@ -368,6 +384,7 @@ struct block_kernels<A, format::f16_block> {
     for (std::size_t t = 0; t < tokens; ++t)
       for (std::size_t c = 0; c < channels; c += W) {
         const F x = load<A>(values + t * channels + c);
+        KPC_UNROLL
         for (int h = 0; h < H; ++h)
           xsimd::fma(F(w[h * tokens + t]), x, F::load_unaligned(out + h * channels + c)).store_unaligned(out + h * channels + c);
       }

@@ -91,6 +91,7 @@ inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<xsim
 template <class A>
 inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsimd::avx2>) {
   const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
+  KPC_UNROLL
   for (int k = 0; k < 4; ++k) {
     const __m256i word = _mm256_set1_epi32(static_cast<std::int32_t>(code3_field(group, k)));
     codes[k] = _mm256_and_si256(_mm256_srlv_epi32(word, shifts), _mm256_set1_epi32(7));
@@ -100,6 +101,7 @@ template <class A>
 inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::avx2>) {
   const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 12, 15, 18, 21);
   std::uint32_t fields[4];
+  KPC_UNROLL
   for (int k = 0; k < 4; ++k) {
     const __m256i v = _mm256_sllv_epi32(codes[k], shifts);
     __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
@@ -180,13 +182,16 @@ struct avx2_nibble_dot {
     const __m256i mask = _mm256_set1_epi8(0x0F);
     return {_mm256_and_si256(x, mask), _mm256_and_si256(_mm256_srli_epi16(x, 4), mask)};
   }
-  void add(const pair& p, std::uint16_t weights) {
-    const __m256i w = _mm256_set1_epi16(static_cast<short>(weights));
+  void add(const pair& p, const std::int8_t* weights) {  // (x86 is little-endian: weights[0] is the low byte)
+    std::int16_t both;
+    std::memcpy(&both, weights, sizeof both);
+    const __m256i w = _mm256_set1_epi16(both);
     acc[0] = _mm256_add_epi16(acc[0], _mm256_maddubs_epi16(p.low, w));
     acc[1] = _mm256_add_epi16(acc[1], _mm256_maddubs_epi16(p.high, w));
   }
   void flush(float scale) {
     const __m256 s = _mm256_set1_ps(scale);
+    KPC_UNROLL
     for (int k = 0; k < 2; ++k) {
       const __m256 low = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc[k])));
       const __m256 high = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc[k], 1)));
@@ -201,6 +206,7 @@ struct avx2_nibble_dot {
     }
   }
   void store(float* out) const {
+    KPC_UNROLL
     for (int k = 0; k < 4; ++k) _mm256_storeu_ps(out + 8 * k, sums[k]);
   }
   __m256i acc[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
@@ -208,6 +214,53 @@ struct avx2_nibble_dot {
 };
 template <class A>
 avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx2>);
+
+/// sse_nibble_dot16's pairs, 8 lanes per register. Unpacking within 128-bit halves leaves register
+/// k holding lanes {4k'..} of both halves; store() puts them back in order.
+struct avx2_nibble_dot16 {
+  struct pair {
+    __m256i codes[4];  // lanes [0-3 | 8-11], [4-7 | 12-15], [16-19 | 24-27], [20-23 | 28-31]
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m256i bytes = _mm256_set_m128i(_mm_unpackhi_epi8(va, vb), _mm_unpacklo_epi8(va, vb));
+    const __m256i zero = _mm256_setzero_si256(), mask = _mm256_set1_epi16(0x0F);
+    const __m256i low = _mm256_unpacklo_epi8(bytes, zero), high = _mm256_unpackhi_epi8(bytes, zero);
+    return {{_mm256_and_si256(low, mask), _mm256_and_si256(high, mask), _mm256_srli_epi16(low, 4),
+             _mm256_srli_epi16(high, 4)}};
+  }
+  void add(const pair& p, const std::int16_t* weights) {
+    std::int32_t both;
+    std::memcpy(&both, weights, sizeof both);
+    const __m256i w = _mm256_set1_epi32(both);
+    KPC_UNROLL
+    for (int k = 0; k < 4; ++k) acc[k] = _mm256_add_epi32(acc[k], _mm256_madd_epi16(p.codes[k], w));
+  }
+  void flush(float scale) {
+    const __m256 s = _mm256_set1_ps(scale);
+    KPC_UNROLL
+    for (int k = 0; k < 4; ++k) {
+#ifdef __FMA__
+      sums[k] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(acc[k]), sums[k]);
+#else
+      sums[k] = _mm256_add_ps(sums[k], _mm256_mul_ps(s, _mm256_cvtepi32_ps(acc[k])));
+#endif
+      acc[k] = _mm256_setzero_si256();
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      _mm256_storeu_ps(out + 16 * k, _mm256_permute2f128_ps(sums[2 * k], sums[2 * k + 1], 0x20));
+      _mm256_storeu_ps(out + 16 * k + 8, _mm256_permute2f128_ps(sums[2 * k], sums[2 * k + 1], 0x31));
+    }
+  }
+  __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+  __m256 sums[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+};
+template <class A>
+avx2_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::avx2>);
 #endif
 
 #endif  // XSIMD_WITH_AVX

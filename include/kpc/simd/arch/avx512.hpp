@@ -148,6 +148,8 @@ inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<xsim
 // AVX2's (every AVX-512 CPU has AVX2; xsimd's avx512f does not derive from avx2).
 template <class A>
 avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512f>);
+template <class A>
+avx2_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::avx512f>);
 
 #endif  // XSIMD_WITH_AVX512F
 

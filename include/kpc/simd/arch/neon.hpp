@@ -98,6 +98,7 @@ inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd:
   static const std::int32_t lane_shifts[4] = {0, 3, 6, 9};
   const int32x4_t shifts = vld1q_s32(lane_shifts);
   std::uint32_t fields[4];
+  KPC_UNROLL
   for (int k = 0; k < 4; ++k) {  // disjoint bits: the lane sum is their OR
     fields[k] = vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k]), shifts)) |
                 vaddvq_u32(vshlq_u32(vreinterpretq_u32_s32(codes[2 * k + 1]), shifts)) << 12;
@@ -202,11 +203,13 @@ struct neon_nibble_dot {
     widen(b, p.b);
     return p;
   }
-  void add(const pair& p, std::uint16_t weights) {
-    const std::int16_t wa = static_cast<std::int8_t>(weights & 0xFFu), wb = static_cast<std::int8_t>(weights >> 8);
+  void add(const pair& p, const std::int8_t* weights) {
+    const std::int16_t wa = weights[0], wb = weights[1];
+    KPC_UNROLL
     for (int k = 0; k < 4; ++k) acc[k] = vmlaq_n_s16(vmlaq_n_s16(acc[k], p.a[k], wa), p.b[k], wb);
   }
   void flush(float scale) {
+    KPC_UNROLL
     for (int k = 0; k < 4; ++k) {
       sums[2 * k] = vmlaq_n_f32(sums[2 * k], vcvtq_f32_s32(vmovl_s16(vget_low_s16(acc[k]))), scale);
       sums[2 * k + 1] = vmlaq_n_f32(sums[2 * k + 1], vcvtq_f32_s32(vmovl_s16(vget_high_s16(acc[k]))), scale);
@@ -214,6 +217,7 @@ struct neon_nibble_dot {
     }
   }
   void store(float* out) const {
+    KPC_UNROLL
     for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
   }
   int16x8_t acc[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
@@ -222,6 +226,37 @@ struct neon_nibble_dot {
 };
 template <class A>
 neon_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
+
+/// The same 16-bit codes, multiply-accumulated into 32 bits by int16 weights.
+struct neon_nibble_dot16 {
+  using pair = neon_nibble_dot::pair;
+  static pair load_pair(const std::byte* a, const std::byte* b) { return neon_nibble_dot::load_pair(a, b); }
+  void add(const pair& p, const std::int16_t* weights) {
+    const std::int16_t wa = weights[0], wb = weights[1];
+    KPC_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      acc[2 * k] = vmlal_n_s16(vmlal_n_s16(acc[2 * k], vget_low_s16(p.a[k]), wa), vget_low_s16(p.b[k]), wb);
+      acc[2 * k + 1] = vmlal_n_s16(vmlal_n_s16(acc[2 * k + 1], vget_high_s16(p.a[k]), wa), vget_high_s16(p.b[k]), wb);
+    }
+  }
+  void flush(float scale) {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      sums[k] = vmlaq_n_f32(sums[k], vcvtq_f32_s32(acc[k]), scale);
+      acc[k] = vdupq_n_s32(0);
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
+  }
+  int32x4_t acc[8] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),
+                      vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
+                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+};
+template <class A>
+neon_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::neon>);
 
 #endif  // XSIMD_WITH_NEON
 

@@ -111,6 +111,7 @@ inline void store_low_bytes(const ibatch<A>& x, std::byte* p, requires_arch<port
 template <class A>
 inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<portable_arch>) {
   alignas(64) std::int32_t lanes[32];
+  KPC_UNROLL
   for (int j = 0; j < 32; ++j) lanes[j] = static_cast<std::int32_t>((code3_field(group, j / 8) >> (3 * (j % 8))) & 7u);
   for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v] = ibatch<A>::load_aligned(lanes + v * ibatch<A>::size);
 }
@@ -120,6 +121,7 @@ inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<port
 template <class A>
 inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<portable_arch>) {
   alignas(64) std::int32_t lanes[32];
+  KPC_UNROLL
   for (int j = 0; j < 32; ++j) lanes[j] = static_cast<std::int32_t>(format::code_at<2>(group, j));
   for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v] = ibatch<A>::load_aligned(lanes + v * ibatch<A>::size);
 }
@@ -130,6 +132,7 @@ inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<portab
   alignas(64) std::int32_t lanes[32];
   for (std::size_t v = 0; v < 32 / ibatch<A>::size; ++v) codes[v].store_aligned(lanes + v * ibatch<A>::size);
   std::uint32_t fields[4] = {};
+  KPC_UNROLL
   for (int j = 0; j < 32; ++j) fields[j / 8] |= static_cast<std::uint32_t>(lanes[j]) << (3 * (j % 8));
   detail::store_u32le(group, fields[0] | fields[1] << 24);
   detail::store_u32le(group + 4, fields[1] >> 8 | fields[2] << 16);
@@ -218,7 +221,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>)
 }
 
 
-// ---- int8 x 4-bit dot products over 32 lanes (the int8 attention path, simd/int8_dot.hpp) ----------
+// ---- int8 x 4-bit dot products over 32 lanes (the int8 attention path, simd/integer_dot.hpp) ----------
 // A nibble_dot sums, for 32 lanes j, s8 weight x 4-bit code of packed groups (q4 order: lane j is
 // byte j % 16, low nibble for j < 16), two groups per add(): K channels (lanes = tokens) or V
 // tokens (lanes = channels). Integer sums are exact (at most 8 adds between flushes keep 16-bit
@@ -230,6 +233,7 @@ struct portable_nibble_dot {
   };
   static pair load_pair(const std::byte* a, const std::byte* b) {
     pair p;
+    KPC_UNROLL
     for (int j = 0; j < 16; ++j) {
       p.a[j] = static_cast<std::uint8_t>(static_cast<unsigned>(a[j]) & 0xFu);
       p.a[16 + j] = static_cast<std::uint8_t>(static_cast<unsigned>(a[j]) >> 4);
@@ -238,18 +242,21 @@ struct portable_nibble_dot {
     }
     return p;
   }
-  /// weights: group a's s8 weight in the low byte, group b's in the high byte.
-  void add(const pair& p, std::uint16_t weights) {
-    const int wa = static_cast<std::int8_t>(weights & 0xFFu), wb = static_cast<std::int8_t>(weights >> 8);
+  /// weights[0] weighs group a's codes, weights[1] group b's.
+  void add(const pair& p, const std::int8_t* weights) {
+    const int wa = weights[0], wb = weights[1];
+    KPC_UNROLL
     for (int j = 0; j < 32; ++j) acc[j] += wa * p.a[j] + wb * p.b[j];
   }
   void flush(float scale) {
+    KPC_UNROLL
     for (int j = 0; j < 32; ++j) {
       sums[j] += scale * static_cast<float>(acc[j]);
       acc[j] = 0;
     }
   }
   void store(float* out) const {
+    KPC_UNROLL
     for (int j = 0; j < 32; ++j) out[j] = sums[j];
   }
   std::int32_t acc[32] = {};
@@ -257,6 +264,33 @@ struct portable_nibble_dot {
 };
 template <class A>
 portable_nibble_dot nibble_dot_of(requires_arch<portable_arch>);
+
+// A nibble_dot16 is the same with int16 weights (V accumulate) and 32-bit sums (up to 64 adds of
+// 2 x 2^15 x 15 fit).
+struct portable_nibble_dot16 {
+  using pair = portable_nibble_dot::pair;
+  static pair load_pair(const std::byte* a, const std::byte* b) { return portable_nibble_dot::load_pair(a, b); }
+  void add(const pair& p, const std::int16_t* weights) {
+    const std::int32_t wa = weights[0], wb = weights[1];
+    KPC_UNROLL
+    for (int j = 0; j < 32; ++j) acc[j] += wa * p.a[j] + wb * p.b[j];
+  }
+  void flush(float scale) {
+    KPC_UNROLL
+    for (int j = 0; j < 32; ++j) {
+      sums[j] += scale * static_cast<float>(acc[j]);
+      acc[j] = 0;
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int j = 0; j < 32; ++j) out[j] = sums[j];
+  }
+  std::int32_t acc[32] = {};
+  float sums[32] = {};
+};
+template <class A>
+portable_nibble_dot16 nibble_dot16_of(requires_arch<portable_arch>);
 
 }  // namespace simd
 KPC_END_NAMESPACE

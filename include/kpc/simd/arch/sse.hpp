@@ -102,6 +102,7 @@ inline void unpack3(const std::byte* group, ibatch<A>* codes, requires_arch<xsim
 template <class A>
 inline void pack3(const ibatch<A>* codes, std::byte* group, requires_arch<xsimd::sse4_1>) {
   std::uint32_t fields[4];
+  KPC_UNROLL
   for (int k = 0; k < 4; ++k) {  // two vectors make one 24-bit field
     __m128i v = _mm_or_si128(_mm_mullo_epi32(codes[2 * k], _mm_setr_epi32(1, 8, 64, 512)),
                              _mm_mullo_epi32(codes[2 * k + 1], _mm_setr_epi32(1 << 12, 1 << 15, 1 << 18, 1 << 21)));
@@ -185,12 +186,16 @@ struct sse_nibble_dot {
     return {{_mm_and_si128(low, mask), _mm_and_si128(high, mask), _mm_and_si128(_mm_srli_epi16(low, 4), mask),
              _mm_and_si128(_mm_srli_epi16(high, 4), mask)}};
   }
-  void add(const pair& p, std::uint16_t weights) {
-    const __m128i w = _mm_set1_epi16(static_cast<short>(weights));
+  void add(const pair& p, const std::int8_t* weights) {  // (x86 is little-endian: weights[0] is the low byte)
+    std::int16_t both;
+    std::memcpy(&both, weights, sizeof both);
+    const __m128i w = _mm_set1_epi16(both);
+    KPC_UNROLL
     for (int k = 0; k < 4; ++k) acc[k] = _mm_add_epi16(acc[k], _mm_maddubs_epi16(p.codes[k], w));
   }
   void flush(float scale) {
     const __m128 s = _mm_set1_ps(scale);
+    KPC_UNROLL
     for (int k = 0; k < 4; ++k) {
       const __m128i low = _mm_cvtepi16_epi32(acc[k]), high = _mm_cvtepi16_epi32(_mm_srli_si128(acc[k], 8));
       sums[2 * k] = _mm_add_ps(sums[2 * k], _mm_mul_ps(s, _mm_cvtepi32_ps(low)));
@@ -199,6 +204,7 @@ struct sse_nibble_dot {
     }
   }
   void store(float* out) const {
+    KPC_UNROLL
     for (int k = 0; k < 8; ++k) _mm_storeu_ps(out + 4 * k, sums[k]);
   }
   __m128i acc[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
@@ -207,6 +213,54 @@ struct sse_nibble_dot {
 };
 template <class A>
 sse_nibble_dot nibble_dot_of(requires_arch<xsimd::sse4_1>);
+
+/// Codes widened to 16-bit (a, b) pairs for pmaddwd: int16 x int16, summed in pairs to 32 bits.
+struct sse_nibble_dot16 {
+  struct pair {
+    __m128i codes[8];  // lanes 0-3, 4-7, ..., 28-31
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m128i bytes[2] = {_mm_unpacklo_epi8(va, vb), _mm_unpackhi_epi8(va, vb)};  // bytes 0-7, 8-15
+    const __m128i zero = _mm_setzero_si128(), mask = _mm_set1_epi16(0x0F);
+    pair p;
+    KPC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      const __m128i low = _mm_unpacklo_epi8(bytes[k], zero), high = _mm_unpackhi_epi8(bytes[k], zero);
+      p.codes[2 * k] = _mm_and_si128(low, mask);        // lanes 8k .. 8k+3
+      p.codes[2 * k + 1] = _mm_and_si128(high, mask);   // lanes 8k+4 .. 8k+7
+      p.codes[4 + 2 * k] = _mm_srli_epi16(low, 4);      // lanes 16+8k ..
+      p.codes[4 + 2 * k + 1] = _mm_srli_epi16(high, 4);
+    }
+    return p;
+  }
+  void add(const pair& p, const std::int16_t* weights) {
+    std::int32_t both;
+    std::memcpy(&both, weights, sizeof both);
+    const __m128i w = _mm_set1_epi32(both);
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) acc[k] = _mm_add_epi32(acc[k], _mm_madd_epi16(p.codes[k], w));
+  }
+  void flush(float scale) {
+    const __m128 s = _mm_set1_ps(scale);
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      sums[k] = _mm_add_ps(sums[k], _mm_mul_ps(s, _mm_cvtepi32_ps(acc[k])));
+      acc[k] = _mm_setzero_si128();
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) _mm_storeu_ps(out + 4 * k, sums[k]);
+  }
+  __m128i acc[8] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(),
+                    _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+  __m128 sums[8] = {_mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(),
+                    _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps(), _mm_setzero_ps()};
+};
+template <class A>
+sse_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::sse4_1>);
 #endif
 
 #endif  // XSIMD_WITH_SSE2

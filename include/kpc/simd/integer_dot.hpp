@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
-// xsimd kernels of the int8 attention path (ref/int8_dot.hpp), step for step: the same int8 codes
-// (the f32 products, the run maximum, 127 / a and round-half-even are the reference's), so the
-// integer sums are identical; only the order of the f32 steps that scale and add them differs.
-// The integer products run on the instruction set's nibble_dot (simd/arch/: pmaddubsw on x86,
-// 16-bit multiply-accumulate on NEON), two groups of 32 codes at a time, shared by two heads.
-#ifndef KPC_SIMD_INT8_DOT_HPP
-#define KPC_SIMD_INT8_DOT_HPP
+// xsimd kernels of the integer attention path (ref/integer_dot.hpp), step for step: the same
+// integer codes (the f32 products, the run maximum, 127 / a or 32767 / a and round-half-even are
+// the reference's), so the integer sums are identical; only the order of the f32 steps that scale
+// and add them differs. The products run on the instruction set's nibble_dot (int8 weights:
+// pmaddubsw on x86, 16-bit multiply-accumulate on NEON) and nibble_dot16 (int16 weights: pmaddwd,
+// NEON's widening multiply-accumulate), two groups of 32 codes at a time, shared by two heads.
+#ifndef KPC_SIMD_INTEGER_DOT_HPP
+#define KPC_SIMD_INTEGER_DOT_HPP
 
 #include <algorithm>
 #include <cstddef>
@@ -13,7 +14,7 @@
 #include <limits>
 
 #include "../format.hpp"
-#include "../ref/int8_dot.hpp"
+#include "../ref/integer_dot.hpp"
 #include "arch.hpp"
 #include "per_channel.hpp"
 
@@ -28,6 +29,7 @@ inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
   constexpr std::size_t W = F::size, batches = format::int8_run / W;
   finite_probe<A> probe;
   F largest(0.0f);
+  KPC_UNROLL
   for (std::size_t k = 0; k < batches; ++k) {
     probe.add(x[k]);
     largest = xsimd::max(largest, xsimd::abs(x[k]));
@@ -38,19 +40,15 @@ inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
     return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
   const F inverse(127.0f / a);
+  KPC_UNROLL
   for (std::size_t k = 0; k < batches; ++k)
     store_low_bytes<A>(xsimd::nearbyint_as_int(x[k] * inverse), reinterpret_cast<std::byte*>(codes + k * W));
   return a / 127.0f;
 }
 
-/// The pair of codes i, i + 1 of a run as nibble_dot weights (code n is 0 past a run's end).
-inline std::uint16_t weight_pair(const std::int8_t* codes, int i) {
-  return static_cast<std::uint16_t>(static_cast<std::uint8_t>(codes[i]) | static_cast<std::uint8_t>(codes[i + 1]) << 8);
-}
-
-/// ref::scores_k_tile_int8 for a group of query heads, two at a time.
+/// ref::scores_k_tile_integer for a group of query heads, two at a time.
 template <class A, int G>
-struct k4_tile_int8 {
+struct k4_tile_integer {
   using F = fbatch<A>;
   using nibble_dot = decltype(nibble_dot_of<A>(A{}));
   using layout = format::k_tile<4, G>;
@@ -103,6 +101,7 @@ struct k4_tile_int8 {
     if constexpr (W <= static_cast<std::size_t>(run)) {
       for (; first + run <= channels; first += run, ++r) {
         F x[run / W];
+        KPC_UNROLL
         for (std::size_t k = 0; k < run / W; ++k) {
           const F qc = F::load_unaligned(q + first + k * W);
           x[k] = qc * F::load_unaligned(scales + first + k * W);
@@ -136,11 +135,14 @@ struct k4_tile_int8 {
           const std::byte* a = groups + (r * run + i) * layout::channel_code_bytes;
           const std::byte* b = i + 1 < n ? a + layout::channel_code_bytes : a;  // (its weight is 0)
           const typename nibble_dot::pair pair = nibble_dot::load_pair(a, b);
-          for (int h = 0; h < H; ++h) dot[h].add(pair, weight_pair(codes + (h * runs + r) * run, i));
+          KPC_UNROLL
+          for (int h = 0; h < H; ++h) dot[h].add(pair, codes + (h * runs + r) * run + i);  // (code n is 0 past a run's end)
         }
+        KPC_UNROLL
         for (int h = 0; h < H; ++h) dot[h].flush(run_scales[h * runs + r]);
       }
       const int present = std::min(tokens - g * format::group_values, format::group_values);
+      KPC_UNROLL
       for (int h = 0; h < H; ++h) {
         alignas(64) float sums[format::group_values];
         dot[h].store(sums);
@@ -151,33 +153,32 @@ struct k4_tile_int8 {
   }
 };
 
-/// ref::accumulate_v4_rows_int8 for a group of query heads, two at a time, 64 tokens at a time
-/// (the blocks' scales and minimums converted together first).
+/// ref::accumulate_v4_rows_integer for a group of query heads, two at a time, one run of 64 tokens
+/// at a time (the blocks' scales and minimums of the run converted together first).
 template <class A>
-struct v4_rows_int8 {
+struct v4_rows_integer {
   using F = fbatch<A>;
-  using nibble_dot = decltype(nibble_dot_of<A>(A{}));
+  using nibble_dot16 = decltype(nibble_dot16_of<A>(A{}));
   using block = format::v_block<4>;
   static constexpr std::size_t W = F::size;
-  static constexpr int run = format::int8_run;
-  static constexpr std::size_t chunk = 64;
+  static constexpr std::size_t run = format::int16_run;
 
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                std::size_t channels, float* out) {
     const std::size_t blocks = channels / format::group_values;
-    // Per block: d and m of the chunk's tokens (f32), and their fp16 bits.
-    float* const scales = scratch_floats(2 * blocks * chunk + blocks * chunk);
-    float* const mins = scales + blocks * chunk;
-    std::uint16_t* const bits = reinterpret_cast<std::uint16_t*>(mins + blocks * chunk);
-    for (std::size_t first = 0; first < tokens; first += chunk) {
-      const std::size_t n = std::min(chunk, tokens - first);
-      const std::byte* const chunk_rows = rows + first * blocks * block::bytes;
-      load_meta(chunk_rows, n, blocks, bits, scales, mins);
+    // Per block: d and m of the run's tokens (f32), and their fp16 bits.
+    float* const scales = scratch_floats(2 * blocks * run + blocks * run);
+    float* const mins = scales + blocks * run;
+    std::uint16_t* const bits = reinterpret_cast<std::uint16_t*>(mins + blocks * run);
+    for (std::size_t first = 0; first < tokens; first += run) {
+      const std::size_t n = std::min(run, tokens - first);
+      const std::byte* const run_rows = rows + first * blocks * block::bytes;
+      load_meta(run_rows, n, blocks, bits, scales, mins);
       for (std::size_t h = 0; h < group; h += 2) {
         if (group - h >= 2)
-          heads<2>(w + h * tokens + first, tokens, chunk_rows, n, blocks, scales, mins, out + h * channels, channels);
+          heads<2>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
         else
-          heads<1>(w + h * tokens + first, tokens, chunk_rows, n, blocks, scales, mins, out + h * channels, channels);
+          heads<1>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
       }
     }
   }
@@ -189,65 +190,81 @@ struct v4_rows_int8 {
       float* const values = field == 0 ? scales : mins;
       const std::size_t offset = field == 0 ? block::offset_scale : block::offset_min;
       for (std::size_t b = 0; b < blocks; ++b) {
-        std::uint16_t* const column = bits + b * chunk;
+        std::uint16_t* const column = bits + b * run;
         for (std::size_t t = 0; t < n; ++t) column[t] = detail::load_u16le(rows + (t * blocks + b) * block::bytes + offset);
-        std::fill(column + n, column + chunk, std::uint16_t{0});
+        std::fill(column + n, column + run, std::uint16_t{0});
         for (std::size_t t = 0; t < n; t += W)
-          load<A>(reinterpret_cast<const half*>(column + t)).store_unaligned(values + b * chunk + t);
+          load<A>(reinterpret_cast<const half*>(column + t)).store_unaligned(values + b * run + t);
       }
     }
+  }
+
+  /// One head's run: u = w * d quantized to int16 codes (ref::quantize_int16_run, in registers
+  /// for a whole run); returns the run's scale and adds sum w * m to `offset`.
+  static float quantize_weights(const float* w, std::size_t n, const float* d, const float* m, std::int16_t* codes,
+                                float& offset) {
+    if (n != run || W > run) {
+      float x[run];
+      for (std::size_t i = 0; i < n; ++i) {
+        x[i] = w[i] * d[i];
+        offset += w[i] * m[i];
+      }
+      return ref::quantize_int16_run(x, static_cast<int>(n), codes);
+    }
+    constexpr std::size_t batches = W <= run ? run / W : 1;
+    F x[batches];
+    F offsets(0.0f), largest(0.0f);
+    finite_probe<A> probe;
+    KPC_UNROLL
+    for (std::size_t k = 0; k < batches; ++k) {
+      const F wk = F::load_unaligned(w + k * W);
+      x[k] = wk * F::load_unaligned(d + k * W);
+      offsets = xsimd::fma(wk, F::load_unaligned(m + k * W), offsets);
+      probe.add(x[k]);
+      largest = xsimd::max(largest, xsimd::abs(x[k]));
+    }
+    offset += reduce_add<A>(offsets);
+    const float a = reduce_max<A>(largest);
+    if (!probe.all_finite() || a == 0.0f) {
+      std::fill(codes, codes + run, std::int16_t{0});
+      return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
+    }
+    const F inverse(32767.0f / a);
+    KPC_UNROLL
+    for (std::size_t k = 0; k < batches; ++k)
+      narrow_u16<A>(xsimd::nearbyint_as_int(x[k] * inverse) & ibatch<A>(0xFFFF), reinterpret_cast<half*>(codes + k * W), A{});
+    return a / 32767.0f;
   }
 
   template <int H>
   static void heads(const float* w, std::size_t w_stride, const std::byte* rows, std::size_t n, std::size_t blocks,
                     const float* scales, const float* mins, float* out, std::size_t out_stride) {
     for (std::size_t b = 0; b < blocks; ++b) {
-      const float* const d = scales + b * chunk;
-      const float* const m = mins + b * chunk;
-      nibble_dot dot[H];
-      F offset_lanes[H];
-      float offset[H];
+      alignas(64) std::int16_t codes[H][run + 2];  // (+2: code n is 0 when n is odd)
+      float run_scale[H], offset[H];
+      KPC_UNROLL
       for (int h = 0; h < H; ++h) {
-        offset_lanes[h] = F(0.0f);
         offset[h] = 0.0f;
+        run_scale[h] = quantize_weights(w + h * w_stride, n, scales + b * run, mins + b * run, codes[h], offset[h]);
+        codes[h][run] = codes[h][run + 1] = 0;
       }
-      for (std::size_t first = 0; first < n; first += run) {
-        const int count = static_cast<int>(std::min<std::size_t>(run, n - first));
-        std::int8_t codes[H][run];
-        float run_scale[H];
-        for (int h = 0; h < H; ++h) {
-          const float* const wh = w + h * w_stride + first;
-          if (count == run && W <= static_cast<std::size_t>(run)) {
-            F x[run / W > 0 ? run / W : 1];
-            for (std::size_t k = 0; k < run / W; ++k) {
-              const F wk = F::load_unaligned(wh + k * W);
-              x[k] = wk * F::load_unaligned(d + first + k * W);
-              offset_lanes[h] = xsimd::fma(wk, F::load_unaligned(m + first + k * W), offset_lanes[h]);
-            }
-            run_scale[h] = quantize_int8_run<A>(x, codes[h]);
-          } else {
-            float x[run];
-            for (int i = 0; i < count; ++i) {
-              x[i] = wh[i] * d[first + i];
-              offset[h] += wh[i] * m[first + i];
-            }
-            run_scale[h] = ref::quantize_int8_run(x, count, codes[h]);
-          }
-        }
-        for (int i = 0; i < count; i += 2) {
-          const std::byte* a = rows + ((first + i) * blocks + b) * block::bytes + block::offset_codes;
-          const std::byte* c = i + 1 < count ? a + blocks * block::bytes : a;  // (its weight is 0)
-          const typename nibble_dot::pair pair = nibble_dot::load_pair(a, c);
-          for (int h = 0; h < H; ++h) dot[h].add(pair, weight_pair(codes[h], i));
-        }
-        for (int h = 0; h < H; ++h) dot[h].flush(run_scale[h]);
+      nibble_dot16 dot[H];
+      const std::byte* const first_codes = rows + b * block::bytes + block::offset_codes;
+      const std::size_t row_bytes = blocks * block::bytes;
+      for (std::size_t i = 0; i < n; i += 2) {
+        const std::byte* a = first_codes + i * row_bytes;
+        const std::byte* c = i + 1 < n ? a + row_bytes : a;  // (its weight is 0)
+        const typename nibble_dot16::pair pair = nibble_dot16::load_pair(a, c);
+        KPC_UNROLL
+        for (int h = 0; h < H; ++h) dot[h].add(pair, codes[h] + i);
       }
+      KPC_UNROLL
       for (int h = 0; h < H; ++h) {
+        dot[h].flush(run_scale[h]);
         alignas(64) float sums[format::group_values];
         dot[h].store(sums);
-        const float total_offset = reduce_add<A>(offset_lanes[h]) + offset[h];
         float* const o = out + h * out_stride + b * format::group_values;
-        for (int j = 0; j < format::group_values; ++j) o[j] += sums[j] + total_offset;
+        for (int j = 0; j < format::group_values; ++j) o[j] += sums[j] + offset[h];
       }
     }
   }
@@ -256,4 +273,4 @@ struct v4_rows_int8 {
 }  // namespace simd
 KPC_END_NAMESPACE
 
-#endif  // KPC_SIMD_INT8_DOT_HPP
+#endif  // KPC_SIMD_INTEGER_DOT_HPP

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: MIT
-// The int8 attention path (kpc::attention_arithmetic::int8), reference arithmetic. The exact path
-// multiplies f32 by every code; this one quantizes the f32 side to int8 in runs of 16 (q per
-// channel for K scores, weights per token for V accumulate), sums int8 x 4-bit code products in
-// integers (exact, so every backend gets the same integer sums) and scales each run's sum once.
+// The integer attention path (kpc::attention_arithmetic::integer), reference arithmetic. The exact
+// path multiplies f32 by every code; this one quantizes the f32 side, q * scale' to int8 in runs of
+// 16 channels (K scores) and the softmax weights * d to int16 in runs of 64 tokens (V accumulate),
+// sums integer x 4-bit code products exactly (so every backend gets the same integer sums) and
+// scales each run's sum once.
 // The error this adds is bounded per result; docs/FORMAT.md ("int8 attention path") states it.
 // Formats: 4-bit K tiles (any G) and V4 (q4_1) rows (format descriptors' int8_dot).
-#ifndef KPC_REF_INT8_DOT_HPP
-#define KPC_REF_INT8_DOT_HPP
+#ifndef KPC_REF_INTEGER_DOT_HPP
+#define KPC_REF_INTEGER_DOT_HPP
 
 #include <cmath>
 #include <cstddef>
@@ -40,11 +41,11 @@ inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
   return a / 127.0f;
 }
 
-/// int8 scores of one 4-bit K tile: with q'_c = q_c * scale'_c quantized per run r of 16
+/// Integer scores of one 4-bit K tile: with q'_c = q_c * scale'_c quantized per run r of 16
 /// channels to codes s_c and scale d_r, out[t] = sum_r d_r * (sum_{c in r} s_c * code_{t,c})
 /// + sum_c q_c * zero'_c. errc::invalid_shape, writing nothing, unless 1 <= tokens <= G.
 template <int G>
-inline errc scores_k_tile_int8(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
+inline errc scores_k_tile_integer(const float* q, const std::byte* tile, int tokens, std::size_t channels, float* out) {
   using layout = format::k_tile<4, G>;
   if (tokens < 1 || tokens > G) return errc::invalid_shape;
   const k_tile_meta meta = k_load_meta(tile);
@@ -74,28 +75,45 @@ inline errc scores_k_tile_int8(const float* q, const std::byte* tile, int tokens
   return errc::ok;
 }
 
-/// int8 weighted sum of V4 (q4_1) rows: per block b and run r of 16 tokens (from the first),
-/// u_t = w_t * d_{t,b} quantized to codes s_t and scale e_r, then out[c] += sum_r e_r *
-/// (sum_{t in r} s_t * code_{t,c}) + sum_t w_t * m_{t,b}.
-inline void accumulate_v4_rows_int8(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels,
-                                    float* out) {
+/// Quantizes n (1..64) values to int16 like quantize_int8_run, with 32767 for 127.
+inline float quantize_int16_run(const float* x, int n, std::int16_t* codes) {
+  float a = 0.0f;
+  bool finite = true;
+  for (int i = 0; i < n; ++i) {
+    finite = finite && std::isfinite(x[i]);
+    a = std::fmax(a, std::fabs(x[i]));
+  }
+  for (int i = 0; i < format::int16_run; ++i) codes[i] = 0;
+  if (!finite) return std::numeric_limits<float>::quiet_NaN();
+  if (a == 0.0f) return 0.0f;
+  const float inverse = 32767.0f / a;
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int16_t>(std::nearbyint(x[i] * inverse));
+  return a / 32767.0f;
+}
+
+/// Integer weighted sum of V4 (q4_1) rows: per block b and run r of 64 tokens (from the first),
+/// u_t = w_t * d_{t,b} quantized to int16 codes s_t and scale e_r, then out[c] += sum_r e_r *
+/// (sum_{t in r} s_t * code_{t,c}) + sum_t w_t * m_{t,b}. (The weights take 16 bits: at 8, V's
+/// share of the error was as large as the 4-bit codes' own on the real model.)
+inline void accumulate_v4_rows_integer(const float* w, const std::byte* rows, std::size_t tokens, std::size_t channels,
+                                       float* out) {
   using block_layout = format::v_block<4>;
   const std::size_t blocks = channels / format::group_values;
   for (std::size_t b = 0; b < blocks; ++b) {
     float sums[format::group_values] = {};
     float offset = 0.0f;
-    for (std::size_t first = 0; first < tokens; first += format::int8_run) {
-      const int n = static_cast<int>(std::min<std::size_t>(format::int8_run, tokens - first));
-      float weighted_scale[format::int8_run];
+    for (std::size_t first = 0; first < tokens; first += format::int16_run) {
+      const int n = static_cast<int>(std::min<std::size_t>(format::int16_run, tokens - first));
+      float weighted_scale[format::int16_run];
       for (int i = 0; i < n; ++i) {
         const block_meta m = load_v_meta<4>(rows + ((first + i) * blocks + b) * block_layout::bytes);
         weighted_scale[i] = w[first + i] * m.scale;
         offset += w[first + i] * m.min;
       }
-      std::int8_t codes[format::int8_run];
-      const float scale = quantize_int8_run(weighted_scale, n, codes);
+      std::int16_t codes[format::int16_run];
+      const float scale = quantize_int16_run(weighted_scale, n, codes);
       for (int j = 0; j < format::group_values; ++j) {
-        std::int32_t sum = 0;
+        std::int32_t sum = 0;  // at most 64 x 32767 x 15 in magnitude
         for (int i = 0; i < n; ++i)
           sum += codes[i] * v_code<4>(rows + ((first + i) * blocks + b) * block_layout::bytes, j);
         sums[j] += scale * static_cast<float>(sum);
@@ -108,4 +126,4 @@ inline void accumulate_v4_rows_int8(const float* w, const std::byte* rows, std::
 }  // namespace ref
 KPC_END_NAMESPACE
 
-#endif  // KPC_REF_INT8_DOT_HPP
+#endif  // KPC_REF_INTEGER_DOT_HPP
