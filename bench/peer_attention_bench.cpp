@@ -181,7 +181,7 @@ struct KpcState {
   std::vector<float> out = std::vector<float>(group * head_dim);
 };
 
-template <class KF, class VF>
+template <class KF, class VF, kpc::attention_arithmetic Arithmetic = kpc::attention_arithmetic::exact>
 Case kpc_case(const Data& d) {
   auto s = std::make_shared<KpcState>();
   const std::size_t tokens = d.tokens;
@@ -194,7 +194,8 @@ Case kpc_case(const Data& d) {
   KpcState* raw = s.get();
   const float* q = d.q.data();
   c.run = [raw, q, tokens] {
-    const kpc::attention_params params{};  // scale 1 / sqrt(head_dim)
+    kpc::attention_params params;  // scale 1 / sqrt(head_dim)
+    params.arithmetic = Arithmetic;
     kpc::decode_attention<KF, VF>(q, group, raw->k.data(), raw->k.size(), raw->v.data(), raw->v.size(), tokens,
                                   head_dim, params, raw->out.data());
   };
@@ -213,6 +214,7 @@ using V4 = kpc::q4_1;
 // kpc's variants: one line each.
 const std::vector<std::pair<std::string, std::function<Case(const Data&)>>> kpc_variants = {
     {"kpc_K4V4", kpc_case<K4, V4>},
+    {"kpc_K4V4int", kpc_case<K4, V4, kpc::attention_arithmetic::integer>},  // the integer path
     {"kpc_f16", kpc_case<kpc::f16_rows, kpc::f16_rows>},
 };
 

@@ -68,6 +68,23 @@ def goals(result, long, peer):
                         "dppl_pct": short[name]["dppl_pct"], "dppl_pct_stressed": stressed[name]["dppl_pct"],
                         "move_points": move, "q4_0_dppl_pct_stressed": q4_0,
                         "met": abs(move) <= 0.1 and q4_0 is not None and q4_0 > 100.0})
+    # The integer attention path against the exact one on the same cache bytes (issue 16's gate for
+    # making it the default): dPPL within 0.02 points and KLD within 5 %, at both windows.
+    for exact in ("kpc-k4v4", DEFAULTS):
+        integer = exact + "+int"
+        runs = [(str(result["window"]), short)] + ([(str(long["window"]), longer)] if long else [])
+        figures, met = {}, True
+        for window, rows in runs:
+            if exact not in rows or integer not in rows:
+                continue
+            dppl = rows[integer]["dppl_pct"] - rows[exact]["dppl_pct"]
+            kld = rows[integer]["kld"] / rows[exact]["kld"] - 1.0 if rows[exact]["kld"] > 0 else 0.0
+            figures["dppl_points_" + window] = round(dppl, 3)
+            figures["kld_change_pct_" + window] = round(100.0 * kld, 2)
+            met = met and dppl <= 0.02 and kld <= 0.05
+        if figures:
+            out.append({"goal": "integer attention path: dPPL within 0.02 points and KLD within 5 % of the exact path",
+                        "config": integer, **figures, "met": met})
     return out
 
 

@@ -33,6 +33,7 @@ def ratios(us):
     for suffix, tokens in (("16k", 16384), ("64k", 65536)):
         for peer in ("q4_0", "f16", "q8_0"):
             out["k4v4_vs_ggml_%s_%s" % (peer, suffix)] = speed("ggml_" + peer, "kpc_K4V4", tokens)
+            out["k4v4int_vs_ggml_%s_%s" % (peer, suffix)] = speed("ggml_" + peer, "kpc_K4V4int", tokens)
     out["kpc_f16_vs_ggml_f16_16k"] = speed("ggml_f16", "kpc_f16", 16384)
     return out
 
@@ -40,7 +41,8 @@ def ratios(us):
 def table(us, bytes_per_token):
     cases = list(dict.fromkeys(k.split("/")[0] for k in us))  # the bench's order
     tokens = sorted({int(k.split("/")[1]) for k in us})
-    pairs = [("kpc_K4V4", "ggml_q4_0"), ("kpc_K4V4", "ggml_q8_0"), ("kpc_K4V4", "ggml_f16"), ("kpc_f16", "ggml_f16")]
+    pairs = [("kpc_K4V4", "ggml_q4_0"), ("kpc_K4V4int", "ggml_q4_0"), ("kpc_K4V4", "ggml_q8_0"), ("kpc_K4V4", "ggml_f16"),
+             ("kpc_K4V4int", "ggml_f16"), ("kpc_f16", "ggml_f16")]
 
     def label(case):
         name = case.replace("_", " ", 1)
@@ -113,6 +115,7 @@ def main():
     bytes_per_token = dict(GGML_BYTES)
     if "k4v4_bytes_per_token" in result:
         bytes_per_token["kpc_K4V4"] = round(result["k4v4_bytes_per_token"], 1)
+        bytes_per_token["kpc_K4V4int"] = bytes_per_token["kpc_K4V4"]
     text = section(us, bytes_per_token)
     with open(args.performance_md) as f:
         old = f.read()

@@ -238,6 +238,8 @@ inline std::vector<std::string> default_configs() {
           "kpc-k4v4+hv",
           "kpc-k4v4+hk",
           "kpc-k4v4+s4+c+hv",
+          "kpc-k4v4+int",        // the integer attention path, against the two rows it shares bytes with
+          "kpc-k4v4+s4+c+hv+int",
           "kpc-k4v4+s4+c+hv+r1",
           "kpc-k4v4+s4+c+hv|0,-1=kpc-k8v8",
           "kpc-k4g64v4+s4+c+hv",

@@ -148,6 +148,44 @@ inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<xsim
 // AVX2's (every AVX-512 CPU has AVX2; xsimd's avx512f does not derive from avx2).
 template <class A>
 avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512f>);
+
+#if XSIMD_WITH_AVX512BW
+/// avx2_nibble_dot16 with the 32 (a, b) pairs of 16-bit codes in two registers, in lane order.
+struct avx512_nibble_dot16 {
+  struct pair {
+    __m512i low, high;  // lanes 0-15, 16-31
+  };
+  static pair load_pair(const std::byte* a, const std::byte* b) {
+    const __m128i va = _mm_loadu_si128(reinterpret_cast<const __m128i*>(a));
+    const __m128i vb = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b));
+    const __m512i words = _mm512_cvtepu8_epi16(_mm256_set_m128i(_mm_unpackhi_epi8(va, vb), _mm_unpacklo_epi8(va, vb)));
+    return {_mm512_and_si512(words, _mm512_set1_epi16(0x0F)), _mm512_srli_epi16(words, 4)};
+  }
+  void add(const pair& p, const std::int16_t* weights) {
+    std::int32_t both;
+    std::memcpy(&both, weights, sizeof both);
+    const __m512i w = _mm512_set1_epi32(both);
+    acc[0] = _mm512_add_epi32(acc[0], _mm512_madd_epi16(p.low, w));
+    acc[1] = _mm512_add_epi32(acc[1], _mm512_madd_epi16(p.high, w));
+  }
+  void flush(float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    KPC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      sums[k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[k]), sums[k]);
+      acc[k] = _mm512_setzero_si512();
+    }
+  }
+  void store(float* out) const {
+    _mm512_storeu_ps(out, sums[0]);
+    _mm512_storeu_ps(out + 16, sums[1]);
+  }
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+};
+template <class A>
+avx512_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::avx512bw>);
+#endif
 template <class A>
 avx2_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::avx512f>);
 
