@@ -92,7 +92,9 @@ void check_integer(kpc::isa level, const std::vector<std::byte>& bytes, const st
   constexpr std::size_t group = 3;
   constexpr int G = tile_of<typename Q::layout>::value;
   if constexpr (G != 0) {
-    const auto q = kpc_test::gaussian(group * channels, gen);
+    auto q = kpc_test::gaussian(group * channels, gen);
+    // Head 1's channels 16-31 below 2^-100 (a run the integer path flushes to zero; 127 / a would overflow).
+    for (std::size_t c = 16; c < std::min<std::size_t>(32, channels); ++c) q[channels + c] *= 0x1p-130f;
     std::vector<float> ref_scores(group * tokens), simd_scores(group * tokens);
     kpc::set_isa(kpc::isa::scalar);
     Q::scores_group_integer(q.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_scores.data());
@@ -116,7 +118,9 @@ void check_integer(kpc::isa level, const std::vector<std::byte>& bytes, const st
       }
     }
   } else {
-    const auto w = kpc_test::gaussian(group * tokens, gen);
+    auto w = kpc_test::gaussian(group * tokens, gen);
+    // Head 1's tokens 64-127 below 2^-100, as softmax weights of far-off tokens underflow (flushed).
+    for (std::size_t t = 64; t < std::min<std::size_t>(128, tokens); ++t) w[tokens + t] *= 0x1p-130f;
     std::vector<float> ref_out(group * channels, 0.5f), simd_out(group * channels, 0.5f);
     kpc::set_isa(kpc::isa::scalar);
     Q::accumulate_group_integer(w.data(), group, bytes.data(), bytes.size(), tokens, channels, ref_out.data());

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // libFuzzer target for the entry points that read encoded bytes: Quantizer::decode (f32, f16),
-// scores, scores_group, accumulate, accumulate_group and decode_attention, on every format. Input:
+// scores, scores_group, accumulate, accumulate_group and decode_attention (exact and, for the formats
+// that have it, integer arithmetic: scores_group_integer / accumulate_group_integer), on every format. Input:
 // a format byte, a tokens byte, a channels byte, then the slab's bytes (cut or zero-padded to its
 // size). Bytes no encoder wrote may give any values or a kpc::error, never a crash or an access
 // outside the buffers (ASan, UBSan), and a decode that succeeds gives finite values.
@@ -36,16 +37,24 @@ void exercise(const std::uint8_t* data, std::size_t size, std::size_t tokens, st
   }
   Q::scores(q, bytes, tokens, channels, kpc::span<float>(s.data(), tokens));
   Q::scores_group(q.data(), 2, bytes.data(), bytes.size(), tokens, channels, s.data());
+  kpc::attention_params integer;
+  integer.arithmetic = kpc::attention_arithmetic::integer;
+  if constexpr (Q::format::integer_dot && !PerToken)
+    Q::scores_group_integer(q.data(), 2, bytes.data(), bytes.size(), tokens, channels, s.data());
   if constexpr (PerToken) {
     std::vector<float> w(2 * tokens, 0.5f), out(2 * channels, 0.0f);
     Q::accumulate(kpc::span<const float>(w.data(), tokens), bytes, tokens, channels, kpc::span<float>(out.data(), channels));
     Q::accumulate_group(w.data(), 2, bytes.data(), bytes.size(), tokens, channels, out.data());
+    if constexpr (Q::format::integer_dot)
+      Q::accumulate_group_integer(w.data(), 2, bytes.data(), bytes.size(), tokens, channels, out.data());
     std::vector<std::byte> keys(kpc::q8_0::encoded_bytes(tokens, channels), std::byte{0});
     try {  // the slab as V behind zero keys, then as keys in front of itself
       kpc::decode_attention<kpc::q8_0, Q>(q.data(), 2, keys.data(), keys.size(), bytes.data(), bytes.size(), tokens,
                                           channels, {}, out.data());
       kpc::decode_attention<Q, Q>(q.data(), 2, bytes.data(), bytes.size(), bytes.data(), bytes.size(), tokens,
                                   channels, {}, out.data());
+      kpc::decode_attention<Q, Q>(q.data(), 2, bytes.data(), bytes.size(), bytes.data(), bytes.size(), tokens,
+                                  channels, integer, out.data());
     } catch (const kpc::error&) {  // logits beyond f32 are refused
     }
   } else if (channels % 32 == 0) {  // (V needs whole blocks)
@@ -54,6 +63,8 @@ void exercise(const std::uint8_t* data, std::size_t size, std::size_t tokens, st
     try {
       kpc::decode_attention<Q, kpc::q4_1>(q.data(), 2, bytes.data(), bytes.size(), values.data(), values.size(), tokens,
                                           channels, {}, out.data());
+      kpc::decode_attention<Q, kpc::q4_1>(q.data(), 2, bytes.data(), bytes.size(), values.data(), values.size(), tokens,
+                                          channels, integer, out.data());
     } catch (const kpc::error&) {
     }
   }

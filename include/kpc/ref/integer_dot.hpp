@@ -22,10 +22,16 @@
 KPC_BEGIN_NAMESPACE
 namespace ref {
 
+/// Runs whose largest magnitude is below this quantize to zeros with scale 0 (127 / a would
+/// overflow near FLT_MIN; what they drop is below f32 resolution of anything attention adds them to:
+/// softmax weights underflow to such values for far-off tokens).
+inline constexpr float integer_flush_below = 0x1p-100f;
+
 /// Quantizes n (1..16) values to int8: a = max |x|, code = round-half-even(x * (127 / a)) (the
 /// quotient and the product each rounded to f32; |code| <= 127 without a clamp, since
-/// a * fl(127 / a) < 127.5). Returns the run's scale a / 127: 0 (all codes 0) when a = 0, NaN
-/// when a value is not finite (so the scores or outputs are NaN and attention refuses them).
+/// a * fl(127 / a) < 127.5). Returns the run's scale a / 127: 0 (all codes 0) when
+/// a < integer_flush_below, NaN when a value is not finite (so the scores or outputs are NaN and
+/// attention refuses them).
 inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
   float a = 0.0f;
   bool finite = true;
@@ -35,7 +41,7 @@ inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
   }
   for (int i = 0; i < format::int8_run; ++i) codes[i] = 0;
   if (!finite) return std::numeric_limits<float>::quiet_NaN();
-  if (a == 0.0f) return 0.0f;
+  if (a < integer_flush_below) return 0.0f;
   const float inverse = 127.0f / a;
   for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * inverse));
   return a / 127.0f;
@@ -85,7 +91,7 @@ inline float quantize_int16_run(const float* x, int n, std::int16_t* codes) {
   }
   for (int i = 0; i < format::int16_run; ++i) codes[i] = 0;
   if (!finite) return std::numeric_limits<float>::quiet_NaN();
-  if (a == 0.0f) return 0.0f;
+  if (a < integer_flush_below) return 0.0f;
   const float inverse = 32767.0f / a;
   for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int16_t>(std::nearbyint(x[i] * inverse));
   return a / 32767.0f;

@@ -35,7 +35,7 @@ inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
     largest = xsimd::max(largest, xsimd::abs(x[k]));
   }
   const float a = reduce_max<A>(largest);
-  if (!probe.all_finite() || a == 0.0f) {
+  if (!probe.all_finite() || a < ref::integer_flush_below) {
     std::fill(codes, codes + format::int8_run, std::int8_t{0});
     return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
@@ -131,12 +131,15 @@ struct k4_tile_integer {
       nibble_dot dot[H];
       for (std::size_t r = 0; r < runs; ++r) {
         const int n = static_cast<int>(std::min<std::size_t>(run, channels - r * run));
-        for (int i = 0; i < n; i += 2) {
-          const std::byte* a = groups + (r * run + i) * layout::channel_code_bytes;
-          const std::byte* b = i + 1 < n ? a + layout::channel_code_bytes : a;  // (its weight is 0)
-          const typename nibble_dot::pair pair = nibble_dot::load_pair(a, b);
+        constexpr int sources = nibble_dot::sources;  // channels per add (a run holds a whole number of them)
+        for (int i = 0; i < n; i += sources) {
+          const std::byte* channel[sources];
           KPC_UNROLL
-          for (int h = 0; h < H; ++h) dot[h].add(pair, codes + (h * runs + r) * run + i);  // (code n is 0 past a run's end)
+          for (int k = 0; k < sources; ++k)  // channels past the end reread the first, with weight 0
+            channel[k] = groups + (r * run + (i + k < n ? i + k : i)) * layout::channel_code_bytes;
+          const auto loaded = nibble_dot::load(channel);
+          KPC_UNROLL
+          for (int h = 0; h < H; ++h) dot[h].add(loaded, codes + (h * runs + r) * run + i);  // (codes past n are 0)
         }
         KPC_UNROLL
         for (int h = 0; h < H; ++h) dot[h].flush(run_scales[h * runs + r]);
@@ -225,7 +228,7 @@ struct v4_rows_integer {
     }
     offset += reduce_add<A>(offsets);
     const float a = reduce_max<A>(largest);
-    if (!probe.all_finite() || a == 0.0f) {
+    if (!probe.all_finite() || a < ref::integer_flush_below) {
       std::fill(codes, codes + run, std::int16_t{0});
       return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
     }

@@ -172,6 +172,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx>) {
 #if XSIMD_WITH_AVX2
 /// sse_nibble_dot's byte pairs, 16 lanes per register.
 struct avx2_nibble_dot {
+  static constexpr int sources = 2;  ///< groups per add()
   struct pair {
     __m256i low, high;  // lanes 0-15 (low nibbles), 16-31 (high nibbles)
   };
@@ -182,6 +183,7 @@ struct avx2_nibble_dot {
     const __m256i mask = _mm256_set1_epi8(0x0F);
     return {_mm256_and_si256(x, mask), _mm256_and_si256(_mm256_srli_epi16(x, 4), mask)};
   }
+  static pair load(const std::byte* const* groups) { return load_pair(groups[0], groups[1]); }
   void add(const pair& p, const std::int8_t* weights) {  // (x86 is little-endian: weights[0] is the low byte)
     std::int16_t both;
     std::memcpy(&both, weights, sizeof both);

@@ -150,6 +150,60 @@ template <class A>
 avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512f>);
 
 #if XSIMD_WITH_AVX512BW
+/// Four groups per add: their bytes transposed into (a, b, c, d) quads per lane (vpermd, then
+/// vpshufb), multiplied by the four weights with vpdpbusd where the build has AVX512-VNNI, else
+/// vpmaddubsw + vpmaddwd; 32-bit sums.
+struct avx512_nibble_dot {
+  static constexpr int sources = 4;  ///< groups per add()
+  struct quads {
+    __m512i low, high;  // lanes 0-15, 16-31
+  };
+  static quads load(const std::byte* const* groups) {
+    __m512i bytes = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(groups[0])));
+    bytes = _mm512_inserti32x4(bytes, _mm_loadu_si128(reinterpret_cast<const __m128i*>(groups[1])), 1);
+    bytes = _mm512_inserti32x4(bytes, _mm_loadu_si128(reinterpret_cast<const __m128i*>(groups[2])), 2);
+    bytes = _mm512_inserti32x4(bytes, _mm_loadu_si128(reinterpret_cast<const __m128i*>(groups[3])), 3);
+    // 128-bit lane L: dword L of each group, then bytes reordered so dword i holds byte 4L + i of a, b, c, d.
+    const __m512i dwords = _mm512_permutexvar_epi32(
+        _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), bytes);
+    const __m512i quad = _mm512_shuffle_epi8(
+        dwords, _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15)));
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    return {_mm512_and_si512(quad, mask), _mm512_and_si512(_mm512_srli_epi16(quad, 4), mask)};
+  }
+  void add(const quads& q, const std::int8_t* weights) {  // (x86 is little-endian: weights[0] is the low byte)
+    std::int32_t four;
+    std::memcpy(&four, weights, sizeof four);
+    const __m512i w = _mm512_set1_epi32(four);
+#if defined(__AVX512VNNI__)
+    acc[0] = _mm512_dpbusd_epi32(acc[0], q.low, w);
+    acc[1] = _mm512_dpbusd_epi32(acc[1], q.high, w);
+#else
+    const __m512i ones = _mm512_set1_epi16(1);
+    acc[0] = _mm512_add_epi32(acc[0], _mm512_madd_epi16(_mm512_maddubs_epi16(q.low, w), ones));
+    acc[1] = _mm512_add_epi32(acc[1], _mm512_madd_epi16(_mm512_maddubs_epi16(q.high, w), ones));
+#endif
+  }
+  void flush(float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    KPC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      sums[k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[k]), sums[k]);
+      acc[k] = _mm512_setzero_si512();
+    }
+  }
+  void store(float* out) const {
+    _mm512_storeu_ps(out, sums[0]);
+    _mm512_storeu_ps(out + 16, sums[1]);
+  }
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+};
+template <class A>
+avx512_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512bw>);
+#endif
+
+#if XSIMD_WITH_AVX512BW
 /// avx2_nibble_dot16 with the 32 (a, b) pairs of 16-bit codes in two registers, in lane order.
 struct avx512_nibble_dot16 {
   struct pair {

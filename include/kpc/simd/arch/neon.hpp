@@ -186,6 +186,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>)
 
 /// Codes widened to 16 bits once per pair, multiply-accumulated by scalar weights.
 struct neon_nibble_dot {
+  static constexpr int sources = 2;  ///< groups per add()
   struct pair {
     int16x8_t a[4], b[4];  // lanes 0-7, 8-15, 16-23, 24-31
   };
@@ -203,6 +204,7 @@ struct neon_nibble_dot {
     widen(b, p.b);
     return p;
   }
+  static pair load(const std::byte* const* groups) { return load_pair(groups[0], groups[1]); }
   void add(const pair& p, const std::int8_t* weights) {
     const std::int16_t wa = weights[0], wb = weights[1];
     KPC_UNROLL
@@ -224,8 +226,62 @@ struct neon_nibble_dot {
   float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
                          vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
 };
+#if defined(__ARM_FEATURE_DOTPROD) && XSIMD_WITH_NEON64
+/// With the dot-product extension: four groups per add, their bytes zipped into (a, b, c, d)
+/// quads and multiplied by the four weights with sdot; 32-bit sums.
+struct neon_dotprod_nibble_dot {
+  static constexpr int sources = 4;  ///< groups per add()
+  struct quads {
+    int8x16_t q[8];  // lanes 4k .. 4k+3
+  };
+  static quads load(const std::byte* const* groups) {
+    uint8x16_t g[4];
+    KPC_UNROLL
+    for (int k = 0; k < 4; ++k) g[k] = vld1q_u8(reinterpret_cast<const std::uint8_t*>(groups[k]));
+    const uint8x16_t ab_low = vzip1q_u8(g[0], g[1]), ab_high = vzip2q_u8(g[0], g[1]);
+    const uint8x16_t cd_low = vzip1q_u8(g[2], g[3]), cd_high = vzip2q_u8(g[2], g[3]);
+    const uint8x16_t bytes[4] = {  // quads of bytes 0-3, 4-7, 8-11, 12-15
+        vreinterpretq_u8_u16(vzip1q_u16(vreinterpretq_u16_u8(ab_low), vreinterpretq_u16_u8(cd_low))),
+        vreinterpretq_u8_u16(vzip2q_u16(vreinterpretq_u16_u8(ab_low), vreinterpretq_u16_u8(cd_low))),
+        vreinterpretq_u8_u16(vzip1q_u16(vreinterpretq_u16_u8(ab_high), vreinterpretq_u16_u8(cd_high))),
+        vreinterpretq_u8_u16(vzip2q_u16(vreinterpretq_u16_u8(ab_high), vreinterpretq_u16_u8(cd_high)))};
+    quads out;
+    KPC_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      out.q[k] = vreinterpretq_s8_u8(vandq_u8(bytes[k], vdupq_n_u8(0x0F)));
+      out.q[4 + k] = vreinterpretq_s8_u8(vshrq_n_u8(bytes[k], 4));
+    }
+    return out;
+  }
+  void add(const quads& q, const std::int8_t* weights) {
+    std::int32_t four;
+    std::memcpy(&four, weights, sizeof four);  // (AArch64 here is little-endian: weights[0] first)
+    const int8x16_t w = vreinterpretq_s8_s32(vdupq_n_s32(four));
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) acc[k] = vdotq_s32(acc[k], q.q[k], w);
+  }
+  void flush(float scale) {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      sums[k] = vmlaq_n_f32(sums[k], vcvtq_f32_s32(acc[k]), scale);
+      acc[k] = vdupq_n_s32(0);
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
+  }
+  int32x4_t acc[8] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),
+                      vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
+                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+};
+template <class A>
+neon_dotprod_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
+#else
 template <class A>
 neon_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
+#endif
 
 /// The same 16-bit codes, multiply-accumulated into 32 bits by int16 weights.
 struct neon_nibble_dot16 {

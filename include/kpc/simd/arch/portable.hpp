@@ -223,11 +223,12 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>)
 
 // ---- int8 x 4-bit dot products over 32 lanes (the int8 attention path, simd/integer_dot.hpp) ----------
 // A nibble_dot sums, for 32 lanes j, s8 weight x 4-bit code of packed groups (q4 order: lane j is
-// byte j % 16, low nibble for j < 16), two groups per add(): K channels (lanes = tokens) or V
-// tokens (lanes = channels). Integer sums are exact (at most 8 adds between flushes keep 16-bit
-// lanes within 8 x 2 x 15 x 127); flush(scale) adds scale x sum to 32 f32 sums.
+// byte j % 16, low nibble for j < 16), `sources` groups (2 or 4) per add(): K channels (lanes =
+// tokens). Integer sums are exact (at most 16 groups between flushes keep 16-bit lanes within
+// 8 x 2 x 15 x 127); flush(scale) adds scale x sum to 32 f32 sums.
 
 struct portable_nibble_dot {
+  static constexpr int sources = 2;  ///< groups per add()
   struct pair {
     std::uint8_t a[32], b[32];
   };
@@ -242,6 +243,7 @@ struct portable_nibble_dot {
     }
     return p;
   }
+  static pair load(const std::byte* const* groups) { return load_pair(groups[0], groups[1]); }
   /// weights[0] weighs group a's codes, weights[1] group b's.
   void add(const pair& p, const std::int8_t* weights) {
     const int wa = weights[0], wb = weights[1];

@@ -175,6 +175,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::sse2>) {
 /// Byte pairs (group a's code, group b's code) feed pmaddubsw: u8 codes x s8 weights, summed in
 /// pairs to 16 bits.
 struct sse_nibble_dot {
+  static constexpr int sources = 2;  ///< groups per add()
   struct pair {
     __m128i codes[4];  // lanes 0-7, 8-15, 16-23, 24-31
   };
@@ -186,6 +187,7 @@ struct sse_nibble_dot {
     return {{_mm_and_si128(low, mask), _mm_and_si128(high, mask), _mm_and_si128(_mm_srli_epi16(low, 4), mask),
              _mm_and_si128(_mm_srli_epi16(high, 4), mask)}};
   }
+  static pair load(const std::byte* const* groups) { return load_pair(groups[0], groups[1]); }
   void add(const pair& p, const std::int8_t* weights) {  // (x86 is little-endian: weights[0] is the low byte)
     std::int16_t both;
     std::memcpy(&both, weights, sizeof both);
