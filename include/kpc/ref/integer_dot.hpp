@@ -27,24 +27,32 @@ namespace ref {
 /// softmax weights underflow to such values for far-off tokens).
 inline constexpr float integer_flush_below = 0x1p-100f;
 
-/// Quantizes n (1..16) values to int8: a = max |x|, code = round-half-even(x * (127 / a)) (the
-/// quotient and the product each rounded to f32; |code| <= 127 without a clamp, since
-/// a * fl(127 / a) < 127.5). Returns the run's scale a / 127: 0 (all codes 0) when
-/// a < integer_flush_below, NaN when a value is not finite (so the scores or outputs are NaN and
-/// attention refuses them).
-inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
+/// Quantizes n (1..Capacity) values to Code (int8 or int16, M its largest value): a = max |x|,
+/// code = round-half-even(x * (M / a)) (the quotient and the product each rounded to f32;
+/// |code| <= M without a clamp, since a * fl(M / a) < M + 0.5). Returns the run's scale a / M:
+/// 0 (all codes 0) when a < integer_flush_below, NaN when a value is not finite (so the scores or
+/// outputs are NaN and attention refuses them). Codes n..Capacity-1 are 0.
+template <class Code, int Capacity>
+inline float quantize_integer_run(const float* x, int n, Code* codes) {
+  constexpr float M = static_cast<float>(std::numeric_limits<Code>::max());
   float a = 0.0f;
   bool finite = true;
   for (int i = 0; i < n; ++i) {
     finite = finite && std::isfinite(x[i]);
     a = std::fmax(a, std::fabs(x[i]));
   }
-  for (int i = 0; i < format::int8_run; ++i) codes[i] = 0;
+  for (int i = 0; i < Capacity; ++i) codes[i] = 0;
   if (!finite) return std::numeric_limits<float>::quiet_NaN();
   if (a < integer_flush_below) return 0.0f;
-  const float inverse = 127.0f / a;
-  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int8_t>(std::nearbyint(x[i] * inverse));
-  return a / 127.0f;
+  const float inverse = M / a;
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<Code>(std::nearbyint(x[i] * inverse));
+  return a / M;
+}
+inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {
+  return quantize_integer_run<std::int8_t, format::int8_run>(x, n, codes);
+}
+inline float quantize_int16_run(const float* x, int n, std::int16_t* codes) {
+  return quantize_integer_run<std::int16_t, format::int16_run>(x, n, codes);
 }
 
 /// Integer scores of one 4-bit K tile: with q'_c = q_c * scale'_c quantized per run r of 16
@@ -79,22 +87,6 @@ inline errc scores_k_tile_integer(const float* q, const std::byte* tile, int tok
   }
   for (int t = 0; t < tokens; ++t) out[t] = dot[t] + bias;
   return errc::ok;
-}
-
-/// Quantizes n (1..64) values to int16 like quantize_int8_run, with 32767 for 127.
-inline float quantize_int16_run(const float* x, int n, std::int16_t* codes) {
-  float a = 0.0f;
-  bool finite = true;
-  for (int i = 0; i < n; ++i) {
-    finite = finite && std::isfinite(x[i]);
-    a = std::fmax(a, std::fabs(x[i]));
-  }
-  for (int i = 0; i < format::int16_run; ++i) codes[i] = 0;
-  if (!finite) return std::numeric_limits<float>::quiet_NaN();
-  if (a < integer_flush_below) return 0.0f;
-  const float inverse = 32767.0f / a;
-  for (int i = 0; i < n; ++i) codes[i] = static_cast<std::int16_t>(std::nearbyint(x[i] * inverse));
-  return a / 32767.0f;
 }
 
 /// Integer weighted sum of V4 (q4_1) rows: per block b and run r of 64 tokens (from the first),

@@ -21,12 +21,13 @@
 KPC_BEGIN_NAMESPACE
 namespace simd {
 
-/// Quantizes one full run of 16 f32 values in registers (ref::quantize_int8_run): codes to
-/// `codes`, returns the run's scale.
-template <class A>
-inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
+/// Quantizes one full run (Capacity values, in registers) like ref::quantize_integer_run: codes
+/// to `codes`, returns the run's scale.
+template <class A, class Code, int Capacity>
+inline float quantize_integer_run(const fbatch<A>* x, Code* codes) {
   using F = fbatch<A>;
-  constexpr std::size_t W = F::size, batches = format::int8_run / W;
+  constexpr float M = static_cast<float>(std::numeric_limits<Code>::max());
+  constexpr std::size_t W = F::size, batches = Capacity / W;
   finite_probe<A> probe;
   F largest(0.0f);
   KPC_UNROLL
@@ -36,14 +37,19 @@ inline float quantize_int8_run(const fbatch<A>* x, std::int8_t* codes) {
   }
   const float a = reduce_max<A>(largest);
   if (!probe.all_finite() || a < ref::integer_flush_below) {
-    std::fill(codes, codes + format::int8_run, std::int8_t{0});
+    std::fill(codes, codes + Capacity, Code{0});
     return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
   }
-  const F inverse(127.0f / a);
+  const F inverse(M / a);
   KPC_UNROLL
-  for (std::size_t k = 0; k < batches; ++k)
-    store_low_bytes<A>(xsimd::nearbyint_as_int(x[k] * inverse), reinterpret_cast<std::byte*>(codes + k * W));
-  return a / 127.0f;
+  for (std::size_t k = 0; k < batches; ++k) {
+    const ibatch<A> code = xsimd::nearbyint_as_int(x[k] * inverse);
+    if constexpr (sizeof(Code) == 1)
+      store_low_bytes<A>(code, reinterpret_cast<std::byte*>(codes + k * W));
+    else
+      narrow_u16<A>(code & ibatch<A>(0xFFFF), reinterpret_cast<half*>(codes + k * W), A{});
+  }
+  return a / M;
 }
 
 /// ref::scores_k_tile_integer for a group of query heads, two at a time.
@@ -107,7 +113,7 @@ struct k4_tile_integer {
           x[k] = qc * F::load_unaligned(scales + first + k * W);
           bias_lanes = xsimd::fma(qc, F::load_unaligned(zeros + first + k * W), bias_lanes);
         }
-        run_scales[r] = quantize_int8_run<A>(x, codes + r * run);
+        run_scales[r] = quantize_integer_run<A, std::int8_t, run>(x, codes + r * run);
       }
     }
     for (; first < channels; first += run, ++r) {
@@ -216,27 +222,15 @@ struct v4_rows_integer {
     }
     constexpr std::size_t batches = W <= run ? run / W : 1;
     F x[batches];
-    F offsets(0.0f), largest(0.0f);
-    finite_probe<A> probe;
+    F offsets(0.0f);
     KPC_UNROLL
     for (std::size_t k = 0; k < batches; ++k) {
       const F wk = F::load_unaligned(w + k * W);
       x[k] = wk * F::load_unaligned(d + k * W);
       offsets = xsimd::fma(wk, F::load_unaligned(m + k * W), offsets);
-      probe.add(x[k]);
-      largest = xsimd::max(largest, xsimd::abs(x[k]));
     }
     offset += reduce_add<A>(offsets);
-    const float a = reduce_max<A>(largest);
-    if (!probe.all_finite() || a < ref::integer_flush_below) {
-      std::fill(codes, codes + run, std::int16_t{0});
-      return probe.all_finite() ? 0.0f : std::numeric_limits<float>::quiet_NaN();
-    }
-    const F inverse(32767.0f / a);
-    KPC_UNROLL
-    for (std::size_t k = 0; k < batches; ++k)
-      narrow_u16<A>(xsimd::nearbyint_as_int(x[k] * inverse) & ibatch<A>(0xFFFF), reinterpret_cast<half*>(codes + k * W), A{});
-    return a / 32767.0f;
+    return quantize_integer_run<A, std::int16_t, run>(x, codes);
   }
 
   template <int H>

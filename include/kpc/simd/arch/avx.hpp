@@ -167,7 +167,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::avx>) {
 #endif
 
 
-// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+// ---- integer x 4-bit dot products over 32 lanes (see portable.hpp) ----------------------------
 
 #if XSIMD_WITH_AVX2
 /// sse_nibble_dot's byte pairs, 16 lanes per register.

@@ -143,17 +143,35 @@ inline void unpack2(const std::byte* group, ibatch<A>* codes, requires_arch<xsim
 }
 
 
-// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+// ---- integer x 4-bit dot products over 32 lanes (see portable.hpp) ----------------------------
 
 // AVX2's (every AVX-512 CPU has AVX2; xsimd's avx512f does not derive from avx2).
 template <class A>
 avx2_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512f>);
 
 #if XSIMD_WITH_AVX512BW
+/// 32 lanes of 32-bit sums in two registers (lane order), flushed into f32 sums.
+struct avx512_lane_sums {
+  void flush(float scale) {
+    const __m512 s = _mm512_set1_ps(scale);
+    KPC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      sums[k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[k]), sums[k]);
+      acc[k] = _mm512_setzero_si512();
+    }
+  }
+  void store(float* out) const {
+    _mm512_storeu_ps(out, sums[0]);
+    _mm512_storeu_ps(out + 16, sums[1]);
+  }
+  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+};
+
 /// Four groups per add: their bytes transposed into (a, b, c, d) quads per lane (vpermd, then
 /// vpshufb), multiplied by the four weights with vpdpbusd where the build has AVX512-VNNI, else
 /// vpmaddubsw + vpmaddwd; 32-bit sums.
-struct avx512_nibble_dot {
+struct avx512_nibble_dot : avx512_lane_sums {
   static constexpr int sources = 4;  ///< groups per add()
   struct quads {
     __m512i low, high;  // lanes 0-15, 16-31
@@ -184,20 +202,6 @@ struct avx512_nibble_dot {
     acc[1] = _mm512_add_epi32(acc[1], _mm512_madd_epi16(_mm512_maddubs_epi16(q.high, w), ones));
 #endif
   }
-  void flush(float scale) {
-    const __m512 s = _mm512_set1_ps(scale);
-    KPC_UNROLL
-    for (int k = 0; k < 2; ++k) {
-      sums[k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[k]), sums[k]);
-      acc[k] = _mm512_setzero_si512();
-    }
-  }
-  void store(float* out) const {
-    _mm512_storeu_ps(out, sums[0]);
-    _mm512_storeu_ps(out + 16, sums[1]);
-  }
-  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
 };
 template <class A>
 avx512_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512bw>);
@@ -205,7 +209,7 @@ avx512_nibble_dot nibble_dot_of(requires_arch<xsimd::avx512bw>);
 
 #if XSIMD_WITH_AVX512BW
 /// avx2_nibble_dot16 with the 32 (a, b) pairs of 16-bit codes in two registers, in lane order.
-struct avx512_nibble_dot16 {
+struct avx512_nibble_dot16 : avx512_lane_sums {
   struct pair {
     __m512i low, high;  // lanes 0-15, 16-31
   };
@@ -222,20 +226,6 @@ struct avx512_nibble_dot16 {
     acc[0] = _mm512_add_epi32(acc[0], _mm512_madd_epi16(p.low, w));
     acc[1] = _mm512_add_epi32(acc[1], _mm512_madd_epi16(p.high, w));
   }
-  void flush(float scale) {
-    const __m512 s = _mm512_set1_ps(scale);
-    KPC_UNROLL
-    for (int k = 0; k < 2; ++k) {
-      sums[k] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(acc[k]), sums[k]);
-      acc[k] = _mm512_setzero_si512();
-    }
-  }
-  void store(float* out) const {
-    _mm512_storeu_ps(out, sums[0]);
-    _mm512_storeu_ps(out + 16, sums[1]);
-  }
-  __m512i acc[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
-  __m512 sums[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
 };
 template <class A>
 avx512_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::avx512bw>);

@@ -182,7 +182,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::neon64>)
 
 #endif  // XSIMD_WITH_NEON64
 
-// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+// ---- integer x 4-bit dot products over 32 lanes (see portable.hpp) ----------------------------
 
 /// Codes widened to 16 bits once per pair, multiply-accumulated by scalar weights.
 struct neon_nibble_dot {
@@ -226,10 +226,29 @@ struct neon_nibble_dot {
   float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
                          vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
 };
+/// 32 lanes of 32-bit sums (four per register, lane order), flushed into f32 sums.
+struct neon_lane_sums {
+  void flush(float scale) {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) {
+      sums[k] = vmlaq_n_f32(sums[k], vcvtq_f32_s32(acc[k]), scale);
+      acc[k] = vdupq_n_s32(0);
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
+  }
+  int32x4_t acc[8] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),
+                      vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
+                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+};
+
 #if defined(__ARM_FEATURE_DOTPROD) && XSIMD_WITH_NEON64
 /// With the dot-product extension: four groups per add, their bytes zipped into (a, b, c, d)
 /// quads and multiplied by the four weights with sdot; 32-bit sums.
-struct neon_dotprod_nibble_dot {
+struct neon_dotprod_nibble_dot : neon_lane_sums {
   static constexpr int sources = 4;  ///< groups per add()
   struct quads {
     int8x16_t q[8];  // lanes 4k .. 4k+3
@@ -260,21 +279,6 @@ struct neon_dotprod_nibble_dot {
     KPC_UNROLL
     for (int k = 0; k < 8; ++k) acc[k] = vdotq_s32(acc[k], q.q[k], w);
   }
-  void flush(float scale) {
-    KPC_UNROLL
-    for (int k = 0; k < 8; ++k) {
-      sums[k] = vmlaq_n_f32(sums[k], vcvtq_f32_s32(acc[k]), scale);
-      acc[k] = vdupq_n_s32(0);
-    }
-  }
-  void store(float* out) const {
-    KPC_UNROLL
-    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
-  }
-  int32x4_t acc[8] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),
-                      vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
-                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
 };
 template <class A>
 neon_dotprod_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
@@ -284,7 +288,7 @@ neon_nibble_dot nibble_dot_of(requires_arch<xsimd::neon>);
 #endif
 
 /// The same 16-bit codes, multiply-accumulated into 32 bits by int16 weights.
-struct neon_nibble_dot16 {
+struct neon_nibble_dot16 : neon_lane_sums {
   using pair = neon_nibble_dot::pair;
   static pair load_pair(const std::byte* a, const std::byte* b) { return neon_nibble_dot::load_pair(a, b); }
   void add(const pair& p, const std::int16_t* weights) {
@@ -295,21 +299,6 @@ struct neon_nibble_dot16 {
       acc[2 * k + 1] = vmlal_n_s16(vmlal_n_s16(acc[2 * k + 1], vget_high_s16(p.a[k]), wa), vget_high_s16(p.b[k]), wb);
     }
   }
-  void flush(float scale) {
-    KPC_UNROLL
-    for (int k = 0; k < 8; ++k) {
-      sums[k] = vmlaq_n_f32(sums[k], vcvtq_f32_s32(acc[k]), scale);
-      acc[k] = vdupq_n_s32(0);
-    }
-  }
-  void store(float* out) const {
-    KPC_UNROLL
-    for (int k = 0; k < 8; ++k) vst1q_f32(out + 4 * k, sums[k]);
-  }
-  int32x4_t acc[8] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0),
-                      vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-  float32x4_t sums[8] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f),
-                         vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
 };
 template <class A>
 neon_nibble_dot16 nibble_dot16_of(requires_arch<xsimd::neon>);

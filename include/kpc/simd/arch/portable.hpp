@@ -221,13 +221,30 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<portable_arch>)
 }
 
 
-// ---- int8 x 4-bit dot products over 32 lanes (the int8 attention path, simd/integer_dot.hpp) ----------
+// ---- integer x 4-bit dot products over 32 lanes (the integer attention path, simd/integer_dot.hpp) ---
 // A nibble_dot sums, for 32 lanes j, s8 weight x 4-bit code of packed groups (q4 order: lane j is
 // byte j % 16, low nibble for j < 16), `sources` groups (2 or 4) per add(): K channels (lanes =
 // tokens). Integer sums are exact (at most 16 groups between flushes keep 16-bit lanes within
 // 8 x 2 x 15 x 127); flush(scale) adds scale x sum to 32 f32 sums.
 
-struct portable_nibble_dot {
+/// 32 lanes of integer sums and the f32 sums they flush into (scaled) and store from.
+struct portable_lane_sums {
+  void flush(float scale) {
+    KPC_UNROLL
+    for (int j = 0; j < 32; ++j) {
+      sums[j] += scale * static_cast<float>(acc[j]);
+      acc[j] = 0;
+    }
+  }
+  void store(float* out) const {
+    KPC_UNROLL
+    for (int j = 0; j < 32; ++j) out[j] = sums[j];
+  }
+  std::int32_t acc[32] = {};
+  float sums[32] = {};
+};
+
+struct portable_nibble_dot : portable_lane_sums {
   static constexpr int sources = 2;  ///< groups per add()
   struct pair {
     std::uint8_t a[32], b[32];
@@ -250,26 +267,13 @@ struct portable_nibble_dot {
     KPC_UNROLL
     for (int j = 0; j < 32; ++j) acc[j] += wa * p.a[j] + wb * p.b[j];
   }
-  void flush(float scale) {
-    KPC_UNROLL
-    for (int j = 0; j < 32; ++j) {
-      sums[j] += scale * static_cast<float>(acc[j]);
-      acc[j] = 0;
-    }
-  }
-  void store(float* out) const {
-    KPC_UNROLL
-    for (int j = 0; j < 32; ++j) out[j] = sums[j];
-  }
-  std::int32_t acc[32] = {};
-  float sums[32] = {};
 };
 template <class A>
 portable_nibble_dot nibble_dot_of(requires_arch<portable_arch>);
 
 // A nibble_dot16 is the same with int16 weights (V accumulate) and 32-bit sums (up to 64 adds of
 // 2 x 2^15 x 15 fit).
-struct portable_nibble_dot16 {
+struct portable_nibble_dot16 : portable_lane_sums {
   using pair = portable_nibble_dot::pair;
   static pair load_pair(const std::byte* a, const std::byte* b) { return portable_nibble_dot::load_pair(a, b); }
   void add(const pair& p, const std::int16_t* weights) {
@@ -277,19 +281,6 @@ struct portable_nibble_dot16 {
     KPC_UNROLL
     for (int j = 0; j < 32; ++j) acc[j] += wa * p.a[j] + wb * p.b[j];
   }
-  void flush(float scale) {
-    KPC_UNROLL
-    for (int j = 0; j < 32; ++j) {
-      sums[j] += scale * static_cast<float>(acc[j]);
-      acc[j] = 0;
-    }
-  }
-  void store(float* out) const {
-    KPC_UNROLL
-    for (int j = 0; j < 32; ++j) out[j] = sums[j];
-  }
-  std::int32_t acc[32] = {};
-  float sums[32] = {};
 };
 template <class A>
 portable_nibble_dot16 nibble_dot16_of(requires_arch<portable_arch>);

@@ -169,7 +169,7 @@ inline void store_f16(const fbatch<A>& x, half* p, requires_arch<xsimd::sse2>) {
 #endif
 
 
-// ---- int8 x 4-bit dot products over 32 lanes (see portable.hpp) -------------------------------
+// ---- integer x 4-bit dot products over 32 lanes (see portable.hpp) ----------------------------
 
 #if XSIMD_WITH_SSE4_1
 /// Byte pairs (group a's code, group b's code) feed pmaddubsw: u8 codes x s8 weights, summed in
