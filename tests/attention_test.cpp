@@ -211,6 +211,7 @@ TEST_CASE("integer arithmetic: formats without it compute exactly; prefill match
   CHECK(attend(kpc::f16_rows{}, kpc::f16_rows{}, integer) == attend(kpc::f16_rows{}, kpc::f16_rows{}, {}));
   CHECK(attend(K3{}, V4{}, integer) != attend(K3{}, V4{}, {}));  // V4's weights are int16
   CHECK(attend(K4{}, V3{}, integer) != attend(K4{}, V3{}, {}));  // K4's q is int8
+  CHECK(attend(V4{}, V3{}, integer) == attend(V4{}, V3{}, {}));  // V4 rows as keys: scores stay exact
 
   // Prefill on the integer path: each query as decode attention on the integer path gives it (the
   // runs of 64 tokens start at the same steps; masked tokens have weight 0).

@@ -75,7 +75,7 @@ struct accumulates_values<Format, std::void_t<decltype(Format::accumulate_group(
 template <class KFormat>
 void step_scores(const attention_params& params, const float* q, std::size_t heads, const std::byte* k,
                  std::size_t k_bytes, std::size_t n, std::size_t head_dim, float* out) {
-  if constexpr (KFormat::format::integer_dot)
+  if constexpr (KFormat::format::integer_dot && !KFormat::format::per_token)  // (V4 rows as keys: exact)
     if (params.arithmetic == attention_arithmetic::integer)
       return KFormat::scores_group_integer(q, heads, k, k_bytes, n, head_dim, out);
   KFormat::scores_group(q, heads, k, k_bytes, n, head_dim, out);
@@ -84,7 +84,7 @@ void step_scores(const attention_params& params, const float* q, std::size_t hea
 template <class VFormat>
 void step_values(const attention_params& params, const float* w, std::size_t heads, const std::byte* v,
                  std::size_t v_bytes, std::size_t n, std::size_t head_dim, float* out) {
-  if constexpr (VFormat::format::integer_dot)
+  if constexpr (VFormat::format::integer_dot && VFormat::format::per_token)
     if (params.arithmetic == attention_arithmetic::integer)
       return VFormat::accumulate_group_integer(w, heads, v, v_bytes, n, head_dim, out);
   VFormat::accumulate_group(w, heads, v, v_bytes, n, head_dim, out);

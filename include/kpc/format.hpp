@@ -149,7 +149,7 @@ struct block_rows {
   static constexpr int container_layout = ContainerLayout;
   static constexpr int container_unit = Block::values;
   static constexpr const char* unit_name = "block row";
-  static constexpr bool integer_dot = std::is_same_v<Block, v_block<4>>;  ///< has integer accumulate
+  static constexpr bool integer_dot = std::is_same_v<Block, v_block<4>>;  ///< has integer accumulate (as V)
   KPC_HOST_DEVICE static constexpr std::size_t unit_bytes(std::size_t channels) {
     return channels / Block::values * Block::bytes;
   }

@@ -164,7 +164,7 @@ class slab_quantizer {
   /// codes; the error bound is in docs/FORMAT.md ("Integer attention path").
   static void scores_group_integer(const float* q, std::size_t group, const std::byte* src, std::size_t src_bytes,
                                 std::size_t tokens, std::size_t channels, float* out) {
-    static_assert(Format::integer_dot, "kpc: the integer path has scores for 4-bit K tiles only");
+    static_assert(Format::integer_dot && !Format::per_token, "kpc: the integer path has scores for 4-bit K tiles only");
     check_bytes(src, src_bytes, encoded_bytes(tokens, channels), "src");
     if (tokens == 0 || group == 0) return;
     check_rows(q, group, channels, channels, sizeof(float), "q");

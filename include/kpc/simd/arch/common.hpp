@@ -34,7 +34,9 @@
 
 /// Before a loop over a register array with a constant trip count: unrolled at -O2 too (GCC 12
 /// unrolls such loops only at -O3 and otherwise keeps the arrays in memory: 3-4x slower kernels).
-#if defined(__clang__)
+#if defined(__CUDACC__)  // (nvcc's front end rejects GCC's pragma in host code; its host pass is not kpc's fast path)
+#define KPC_UNROLL
+#elif defined(__clang__)
 #define KPC_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)
 #define KPC_UNROLL _Pragma("GCC unroll 16")
