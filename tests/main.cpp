@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   }
 #endif
 #if defined(__ARM_FEATURE_DOTPROD) && defined(__linux__)
-  // kpc_tests_header_only on AArch64 is built with the dot-product extension.
+  // kpc_tests_dotprod is built for AArch64 with the dot-product extension.
   if (!(getauxval(AT_HWCAP) & HWCAP_ASIMDDP)) {
     std::printf("kpc tests: built for AArch64 with the dot-product extension, which this CPU lacks; skipped\n");
     return 77;

@@ -21,6 +21,8 @@
 #define KPC_DETAIL_PASTE2(a, b) KPC_DETAIL_PASTE2_(a, b)
 #define KPC_DETAIL_PASTE4(a, b, c, d) a##b##c##d
 #define KPC_DETAIL_VERSIONED(prefix, major, minor) KPC_DETAIL_PASTE4(prefix, major, _, minor)
+#define KPC_DETAIL_VERSIONED_REVISION(prefix, major, minor, revision) \
+  KPC_DETAIL_PASTE2(KPC_DETAIL_VERSIONED(prefix, major, minor), revision)
 
 // The code generation flags of this translation unit, as a name: the highest x86 extension its
 // flags enable (plus FMA, F16C and VNNI, which come separately), NEON (with dotprod) on ARM, or
@@ -80,8 +82,10 @@
 // Other kpc types (Quantizer, KVCache, half, ...) are distinct types in units built with
 // different flags: pass them only between units with the same flags (or use the dispatch units).
 #define KPC_ABI_NAMESPACE KPC_DETAIL_VERSIONED(v, KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
-// The kernel tables that cross between those namespaces use this fixed, versioned namespace.
-#define KPC_KERNELS_ABI KPC_DETAIL_VERSIONED(kpc_kernels_v, KPC_VERSION_MAJOR, KPC_VERSION_MINOR)
+// The kernel tables that cross between those namespaces use this fixed, versioned namespace; its
+// revision (_r2: format_kernels gained the integer path's entries) changes with the table layout,
+// so a dispatch library built from other headers fails to link instead of misreading the table.
+#define KPC_KERNELS_ABI KPC_DETAIL_VERSIONED_REVISION(kpc_kernels_v, KPC_VERSION_MAJOR, KPC_VERSION_MINOR, _r2)
 #define KPC_BEGIN_SHARED_NAMESPACE \
   namespace kpc {                  \
   inline namespace KPC_ABI_NAMESPACE {

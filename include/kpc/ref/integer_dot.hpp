@@ -4,7 +4,7 @@
 // 16 channels (K scores) and the softmax weights * d to int16 in runs of 64 tokens (V accumulate),
 // sums integer x 4-bit code products exactly (so every backend gets the same integer sums) and
 // scales each run's sum once.
-// The error this adds is bounded per result; docs/FORMAT.md ("int8 attention path") states it.
+// The error this adds is bounded per result; docs/FORMAT.md ("Integer attention path") states it.
 // Formats: 4-bit K tiles (any G) and V4 (q4_1) rows (format descriptors' int8_dot).
 #ifndef KPC_REF_INTEGER_DOT_HPP
 #define KPC_REF_INTEGER_DOT_HPP
@@ -28,8 +28,10 @@ namespace ref {
 inline constexpr float integer_flush_below = 0x1p-100f;
 
 /// Quantizes n (1..Capacity) values to Code (int8 or int16, M its largest value): a = max |x|,
-/// code = round-half-even(x * (M / a)) (the quotient and the product each rounded to f32;
-/// |code| <= M without a clamp, since a * fl(M / a) < M + 0.5). Returns the run's scale a / M:
+/// code = round-half-even(clamp(x * (M / a), -M, M)) (the quotient and the product each rounded to
+/// f32; the clamp binds only under a non-default rounding mode, as a * fl(M / a) < M + 0.5 when
+/// rounding to nearest; kpc assumes that mode, which NEON's conversion uses whatever the mode).
+/// Returns the run's scale a / M:
 /// 0 (all codes 0) when a < integer_flush_below, NaN when a value is not finite (so the scores or
 /// outputs are NaN and attention refuses them). Codes n..Capacity-1 are 0.
 template <class Code, int Capacity>
@@ -45,7 +47,7 @@ inline float quantize_integer_run(const float* x, int n, Code* codes) {
   if (!finite) return std::numeric_limits<float>::quiet_NaN();
   if (a < integer_flush_below) return 0.0f;
   const float inverse = M / a;
-  for (int i = 0; i < n; ++i) codes[i] = static_cast<Code>(std::nearbyint(x[i] * inverse));
+  for (int i = 0; i < n; ++i) codes[i] = static_cast<Code>(std::nearbyint(std::fmin(std::fmax(x[i] * inverse, -M), M)));
   return a / M;
 }
 inline float quantize_int8_run(const float* x, int n, std::int8_t* codes) {

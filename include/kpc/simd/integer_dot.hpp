@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "../format.hpp"
@@ -43,11 +44,14 @@ inline float quantize_integer_run(const fbatch<A>* x, Code* codes) {
   const F inverse(M / a);
   KPC_UNROLL
   for (std::size_t k = 0; k < batches; ++k) {
-    const ibatch<A> code = xsimd::nearbyint_as_int(x[k] * inverse);
-    if constexpr (sizeof(Code) == 1)
-      store_low_bytes<A>(code, reinterpret_cast<std::byte*>(codes + k * W));
-    else
-      narrow_u16<A>(code & ibatch<A>(0xFFFF), reinterpret_cast<half*>(codes + k * W), A{});
+    const ibatch<A> code = xsimd::nearbyint_as_int(xsimd::min(xsimd::max(x[k] * inverse, F(-M)), F(M)));
+    if constexpr (sizeof(Code) == 1) {
+      store_low_bytes<A>(code, reinterpret_cast<std::byte*>(codes + k * W));  // (bytes may alias anything)
+    } else {
+      half words[W];  // (narrow_u16 writes halves; copied, not aliased, into the int16 codes)
+      narrow_u16<A>(code & ibatch<A>(0xFFFF), words, A{});
+      std::memcpy(codes + k * W, words, sizeof words);
+    }
   }
   return a / M;
 }
@@ -64,11 +68,11 @@ struct k4_tile_integer {
   static void scores_group(const float* q, std::size_t group, const std::byte* tile, int tokens, std::size_t channels,
                            float* out, std::size_t out_stride) {
     const std::size_t runs = (channels + run - 1) / run;
-    // scale'[channels], zero'[channels], then per head of a pair: run scales and int8 codes.
-    float* const scales = scratch_floats(2 * channels + 2 * runs + 2 * runs * run / 4);
+    // scale'[channels], zero'[channels], then per head of a pair: run scales; and the heads' codes.
+    float* const scales = scratch_floats(2 * channels + 2 * runs);
     float* const zeros = scales + channels;
     float* const run_scales = zeros + channels;
-    std::int8_t* const codes = reinterpret_cast<std::int8_t*>(run_scales + 2 * runs);
+    std::int8_t* const codes = scratch_array<std::int8_t>(2 * runs * run);
     channel_meta(tile, channels, scales, zeros);
     for (std::size_t h = 0; h < group; h += 2) {
       const int heads = group - h >= 2 ? 2 : 1;
@@ -175,14 +179,14 @@ struct v4_rows_integer {
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                std::size_t channels, float* out) {
     const std::size_t blocks = channels / format::group_values;
-    // Per block: d and m of the run's tokens (f32), and their fp16 bits.
-    float* const scales = scratch_floats(2 * blocks * run + blocks * run);
+    // Per block: d and m of the run's tokens (f32), and their fp16 fields.
+    float* const scales = scratch_floats(2 * blocks * run);
     float* const mins = scales + blocks * run;
-    std::uint16_t* const bits = reinterpret_cast<std::uint16_t*>(mins + blocks * run);
+    half* const fields = scratch_array<half>(blocks * run);
     for (std::size_t first = 0; first < tokens; first += run) {
       const std::size_t n = std::min(run, tokens - first);
       const std::byte* const run_rows = rows + first * blocks * block::bytes;
-      load_meta(run_rows, n, blocks, bits, scales, mins);
+      load_meta(run_rows, n, blocks, fields, scales, mins);
       for (std::size_t h = 0; h < group; h += 2) {
         if (group - h >= 2)
           heads<2>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
@@ -193,17 +197,17 @@ struct v4_rows_integer {
   }
 
  private:
-  static void load_meta(const std::byte* rows, std::size_t n, std::size_t blocks, std::uint16_t* bits, float* scales,
+  static void load_meta(const std::byte* rows, std::size_t n, std::size_t blocks, half* fields, float* scales,
                         float* mins) {
     for (int field = 0; field < 2; ++field) {
       float* const values = field == 0 ? scales : mins;
       const std::size_t offset = field == 0 ? block::offset_scale : block::offset_min;
       for (std::size_t b = 0; b < blocks; ++b) {
-        std::uint16_t* const column = bits + b * run;
-        for (std::size_t t = 0; t < n; ++t) column[t] = detail::load_u16le(rows + (t * blocks + b) * block::bytes + offset);
-        std::fill(column + n, column + run, std::uint16_t{0});
-        for (std::size_t t = 0; t < n; t += W)
-          load<A>(reinterpret_cast<const half*>(column + t)).store_unaligned(values + b * run + t);
+        half* const column = fields + b * run;
+        for (std::size_t t = 0; t < n; ++t)
+          column[t] = half::from_bits(detail::load_u16le(rows + (t * blocks + b) * block::bytes + offset));
+        std::fill(column + n, column + run, half::from_bits(0));
+        for (std::size_t t = 0; t < n; t += W) load<A>(column + t).store_unaligned(values + b * run + t);
       }
     }
   }
@@ -237,13 +241,12 @@ struct v4_rows_integer {
   static void heads(const float* w, std::size_t w_stride, const std::byte* rows, std::size_t n, std::size_t blocks,
                     const float* scales, const float* mins, float* out, std::size_t out_stride) {
     for (std::size_t b = 0; b < blocks; ++b) {
-      alignas(64) std::int16_t codes[H][run + 2];  // (+2: code n is 0 when n is odd)
+      alignas(64) std::int16_t codes[H][run];  // (codes past n are 0: an odd n's last pair weighs 0)
       float run_scale[H], offset[H];
       KPC_UNROLL
       for (int h = 0; h < H; ++h) {
         offset[h] = 0.0f;
         run_scale[h] = quantize_weights(w + h * w_stride, n, scales + b * run, mins + b * run, codes[h], offset[h]);
-        codes[h][run] = codes[h][run + 1] = 0;
       }
       nibble_dot16 dot[H];
       const std::byte* const first_codes = rows + b * block::bytes + block::offset_codes;

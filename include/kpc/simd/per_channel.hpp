@@ -29,22 +29,25 @@ inline void unroll(F&& f) {
   unroll(f, std::make_integer_sequence<int, N>{});
 }
 
-/// Per-thread scratch for channel statistics (grows, never shrinks). Raw new/delete, no STL
-/// template, so nothing here can be shared with a differently compiled translation unit.
-inline float* scratch_floats(std::size_t count) {
+/// Per-thread scratch of `count` T (grows, never shrinks), one buffer per T. Raw new/delete, no
+/// STL template, so nothing here can be shared with a differently compiled translation unit.
+template <class T>
+inline T* scratch_array(std::size_t count) {
   struct buffer {
-    float* data = nullptr;
+    T* data = nullptr;
     std::size_t size = 0;
     ~buffer() { delete[] data; }
   };
   thread_local buffer scratch;
   if (scratch.size < count) {
     delete[] scratch.data;
-    scratch.data = new float[count];
+    scratch.data = new T[count];
     scratch.size = count;
   }
   return scratch.data;
 }
+/// Scratch for channel statistics.
+inline float* scratch_floats(std::size_t count) { return scratch_array<float>(count); }
 
 /// trunc(v) clamped to [0, max_code], NaN to 0 (detail::trunc_clamp, W lanes).
 template <class A>
