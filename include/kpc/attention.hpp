@@ -20,9 +20,6 @@
 
 KPC_BEGIN_NAMESPACE
 
-/// How logits are formed: logit_t = scale * q.k_t, then softcap * tanh(logit_t / softcap) when
-/// softcap > 0 (Gemma 2). sinks, when given, holds one extra logit per query head of the group
-/// that joins the softmax's denominator and carries no value (gpt-oss's attention sinks).
 /// How attention multiplies the cache's codes. exact: f32 products with every decoded value (the
 /// default; agrees with an f64 softmax to f32 rounding). integer: q * scale' is quantized to int8
 /// per 16 channels (K scores) and the softmax weights * d to int16 per 64 tokens (V), and the
@@ -31,6 +28,9 @@ KPC_BEGIN_NAMESPACE
 /// path"). It applies to 4-bit K tiles and V4 (q4_1) rows; other formats compute exactly either way.
 enum class attention_arithmetic : int { exact = 0, integer = 1 };
 
+/// How logits are formed: logit_t = scale * q.k_t, then softcap * tanh(logit_t / softcap) when
+/// softcap > 0 (Gemma 2). sinks, when given, holds one extra logit per query head of the group
+/// that joins the softmax's denominator and carries no value (gpt-oss's attention sinks).
 struct attention_params {
   float scale = 0.0f;            ///< 0 selects 1 / sqrt(head_dim)
   float softcap = 0.0f;          ///< 0: no cap

@@ -74,14 +74,12 @@ struct k4_tile_integer {
     float* const run_scales = zeros + channels;
     std::int8_t* const codes = scratch_array<std::int8_t>(2 * runs * run);
     channel_meta(tile, channels, scales, zeros);
-    for (std::size_t h = 0; h < group; h += 2) {
-      const int heads = group - h >= 2 ? 2 : 1;
+    for_head_pairs(group, [&](auto heads, std::size_t h) {
       float bias[2];
       for (int i = 0; i < heads; ++i)
         bias[i] = quantize_q(q + (h + i) * channels, scales, zeros, channels, codes + i * runs * run, run_scales + i * runs);
-      if (heads == 2) dot_heads<2>(tile, tokens, channels, codes, run_scales, bias, out + h * out_stride, out_stride);
-      else dot_heads<1>(tile, tokens, channels, codes, run_scales, bias, out + h * out_stride, out_stride);
-    }
+      dot_heads<decltype(heads)::value>(tile, tokens, channels, codes, run_scales, bias, out + h * out_stride, out_stride);
+    });
   }
 
  private:
@@ -187,12 +185,9 @@ struct v4_rows_integer {
       const std::size_t n = std::min(run, tokens - first);
       const std::byte* const run_rows = rows + first * blocks * block::bytes;
       load_meta(run_rows, n, blocks, fields, scales, mins);
-      for (std::size_t h = 0; h < group; h += 2) {
-        if (group - h >= 2)
-          heads<2>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
-        else
-          heads<1>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
-      }
+      for_head_pairs(group, [&](auto pair, std::size_t h) {
+        heads<decltype(pair)::value>(w + h * tokens + first, tokens, run_rows, n, blocks, scales, mins, out + h * channels, channels);
+      });
     }
   }
 

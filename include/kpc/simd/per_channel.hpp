@@ -29,6 +29,15 @@ inline void unroll(F&& f) {
   unroll(f, std::make_integer_sequence<int, N>{});
 }
 
+/// Calls f(std::integral_constant<int, H>, h) for the query heads of a group two at a time (H = 2,
+/// the kernels sharing each unpacked unit between them) and the last one alone (H = 1).
+template <class F>
+inline void for_head_pairs(std::size_t group, F&& f) {
+  std::size_t h = 0;
+  for (; h + 2 <= group; h += 2) f(std::integral_constant<int, 2>{}, h);
+  if (h < group) f(std::integral_constant<int, 1>{}, h);
+}
+
 /// Per-thread scratch of `count` T (grows, never shrinks), one buffer per T. Raw new/delete, no
 /// STL template, so nothing here can be shared with a differently compiled translation unit.
 template <class T>
@@ -229,9 +238,9 @@ struct k_tile {
   /// two heads at a time share each channel's unpacked codes.
   static void scores_group(const float* q, std::size_t group, const std::byte* tile, int tokens,
                            std::size_t channels, float* out, std::size_t out_stride) {
-    std::size_t h = 0;
-    for (; h + 2 <= group; h += 2) scores_heads<2>(q + h * channels, tile, tokens, channels, out + h * out_stride, out_stride);
-    if (h < group) scores_heads<1>(q + h * channels, tile, tokens, channels, out + h * out_stride, out_stride);
+    for_head_pairs(group, [&](auto heads, std::size_t h) {
+      scores_heads<decltype(heads)::value>(q + h * channels, tile, tokens, channels, out + h * out_stride, out_stride);
+    });
   }
 
  private:

@@ -122,9 +122,9 @@ struct block_kernels {
   /// each block's unpacked codes and scale.
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                std::size_t channels, float* out) {
-    std::size_t h = 0;
-    for (; h + 2 <= group; h += 2) accumulate_heads<2>(w + h * tokens, rows, tokens, channels, out + h * channels);
-    if (h < group) accumulate_heads<1>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    for_head_pairs(group, [&](auto heads, std::size_t h) {
+      accumulate_heads<decltype(heads)::value>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    });
   }
 
  private:
@@ -371,9 +371,9 @@ struct block_kernels<A, format::f16_block> {
   /// accumulate for a group: two heads at a time share each converted value row.
   static void accumulate_group(const float* w, std::size_t group, const std::byte* rows, std::size_t tokens,
                                std::size_t channels, float* out) {
-    std::size_t h = 0;
-    for (; h + 2 <= group; h += 2) accumulate_heads<2>(w + h * tokens, rows, tokens, channels, out + h * channels);
-    if (h < group) accumulate_heads<1>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    for_head_pairs(group, [&](auto heads, std::size_t h) {
+      accumulate_heads<decltype(heads)::value>(w + h * tokens, rows, tokens, channels, out + h * channels);
+    });
   }
 
  private:
